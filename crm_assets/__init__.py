@@ -1,0 +1,1 @@
+"""CRM segmentation warehouse: Dagster assets over DuckDB built from versioned SQL files."""

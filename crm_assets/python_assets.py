@@ -1,0 +1,147 @@
+"""The assets written in Python rather than SQL: raw ingest, identity resolution, framework marts.
+
+Each declares the schema of what it writes (:func:`external_tables`), so the SQL catalogue can be
+validated against empty typed tables on a fresh clone, before anything was built.
+"""
+
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+from crm_assets.contracts import SOURCES
+from crm_assets.factory import POOL, Warehouse, asset_key
+from crm_assets.ingest import SourceFileError, load_source, raw_schema
+from crm_assets.settings import Settings
+from crm_assets.sql_catalog import Catalog, Schema
+
+IDENTITY_TABLES: dict[str, Schema] = {
+    "core.customer_identity": [("source_customer_id", "VARCHAR"), ("customer_id", "BIGINT"),
+                               ("first_seen_at", "TIMESTAMP WITH TIME ZONE"),
+                               ("match_rule", "VARCHAR")],
+    "meta.customer_merges": [("from_customer_id", "BIGINT"), ("to_customer_id", "BIGINT"),
+                             ("merged_at", "TIMESTAMP WITH TIME ZONE"), ("reason", "VARCHAR")],
+    "core.customer_id_redirects": [("from_customer_id", "BIGINT"), ("to_customer_id", "BIGINT")],
+}
+
+FRAMEWORK_TABLES: dict[str, Schema] = {
+    "marts.segment_membership_history": [("segment", "VARCHAR"), ("customer_id", "BIGINT"),
+                                         ("valid_from", "DATE"), ("valid_to", "DATE"),
+                                         ("version", "VARCHAR")],
+    "meta.segment_runs": [("segment", "VARCHAR"), ("as_of_date", "DATE"), ("version", "VARCHAR"),
+                          ("members", "BIGINT"), ("entered", "BIGINT"), ("exited", "BIGINT"),
+                          ("run_id", "VARCHAR"), ("computed_at", "TIMESTAMP WITH TIME ZONE")],
+}
+
+
+def external_tables() -> dict[str, Schema]:
+    """Every table SQL definitions may read that no SQL file defines, with its columns."""
+    tables: dict[str, Schema] = {f"raw.{name}": raw_schema(src) for name, src in SOURCES.items()}
+    tables.update(IDENTITY_TABLES)
+    tables.update(FRAMEWORK_TABLES)
+    return tables
+
+
+def producers(catalog: Catalog) -> dict[str, list[dg.AssetKey]]:
+    """Which asset(s) write each external table, so a SQL file reading it depends on them."""
+    out: dict[str, list[dg.AssetKey]] = {f"raw.{n}": [asset_key(f"raw.{n}")] for n in SOURCES}
+    for table in IDENTITY_TABLES:
+        out[table] = [asset_key("core.customer_identity")]
+    segments = [asset_key(d.table) for d in catalog.definitions if d.kind == "segment"]
+    out["marts.segment_membership_history"] = segments
+    out["meta.segment_runs"] = segments
+    return out
+
+
+def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    assets = []
+    for name, source in SOURCES.items():
+        assets.append(_raw_asset(name, source.description, settings))
+    return assets
+
+
+def _raw_asset(name: str, description: str, settings: Settings) -> dg.AssetsDefinition:
+    source = SOURCES[name]
+    columns = dg.TableSchema(columns=[
+        dg.TableColumn(c.name, "VARCHAR", description=f"declared {c.type}"
+                       + (", required" if c.required else "") + (f". {c.description}"
+                                                                 if c.description else ""))
+        for c in source.columns])
+
+    @dg.asset(key=["raw", name], group_name="raw", kinds={"duckdb", "csv"}, pool=POOL,
+              description=f"{description} Append-only landing of {name}.csv files.",
+              metadata={"dagster/column_schema": columns, "required": source.required})
+    def _raw(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        with warehouse.connect() as con:
+            try:
+                results = load_source(con, name, settings.input_dir, run_id=context.run.run_id)
+            except SourceFileError as err:
+                raise dg.Failure(str(err)) from err
+            total = con.execute(f"SELECT count(*) FROM raw.{name}").fetchone()[0]
+        loaded = [r for r in results if not r.skipped]
+        for r in loaded:
+            context.log.info(f"loaded {r.rows} rows from {r.source_file}"
+                             + (f" ({r.parse_errors} malformed)" if r.parse_errors else "")
+                             + (f"; ignored columns {r.ignored_columns}" if r.ignored_columns
+                                else ""))
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": int(total),
+            "dagster/table_name": f"raw.{name}",
+            "files_loaded": dg.MetadataValue.json([r.source_file for r in loaded]),
+            "files_already_loaded": len(results) - len(loaded),
+            "rows_appended": sum(r.rows for r in loaded),
+            "malformed_records": sum(r.parse_errors for r in loaded),
+        })
+
+    return _raw
+
+
+def build_identity_asset(settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(key=["core", "customer_identity"], group_name="core", deps=[["staging", "customers"]],
+              kinds={"duckdb", "python"}, pool=POOL,
+              description="Every source customer record mapped to one stable customer_id; merges "
+                          "of existing people are recorded in meta.customer_merges.",
+              metadata={"dagster/column_schema": dg.TableSchema(columns=[
+                  dg.TableColumn(n, t) for n, t in IDENTITY_TABLES["core.customer_identity"]])})
+    def _identity(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        from crm_assets.identity import resolve_identity
+
+        with warehouse.connect() as con:
+            stats = resolve_identity(con)
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": int(stats.get("records", 0)),
+            **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))}})
+
+    return _identity
+
+
+def event_daily_counts_sql(event_tables: list[str]) -> str:
+    """One query over every event table: rows and distinct customers per event and day."""
+    if not event_tables:
+        return ("SELECT NULL::VARCHAR AS event, NULL::DATE AS event_date, 0::BIGINT AS occurrences,"
+                " 0::BIGINT AS customers WHERE false")
+    parts = [f"SELECT '{t.split('.')[1]}' AS event, event_date, count(*) AS occurrences, "
+             f"count(DISTINCT customer_id) AS customers FROM {t} GROUP BY event_date"
+             for t in event_tables]
+    return " UNION ALL ".join(parts) + " ORDER BY event, event_date"
+
+
+def build_event_daily_counts(catalog: Catalog) -> dg.AssetsDefinition:
+    events = [d.table for d in catalog.definitions if d.kind == "event"]
+
+    @dg.asset(key=["marts", "event_daily_counts"], group_name="marts",
+              deps=[asset_key(t) for t in events], kinds={"duckdb", "sql"}, pool=POOL,
+              description="Occurrences and distinct customers per event and business day.")
+    def _counts(warehouse: Warehouse):
+        sql = event_daily_counts_sql(events)
+        with warehouse.connect() as con:
+            con.execute(f"CREATE OR REPLACE TABLE marts.event_daily_counts AS {sql}")
+            rows = con.execute("SELECT count(*) FROM marts.event_daily_counts").fetchone()[0]
+        return dg.MaterializeResult(metadata={"dagster/row_count": int(rows),
+                                              "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```")})
+
+    return _counts
+
+
+def python_asset_specs(settings: Settings, catalog: Catalog) -> Mapping[str, object]:
+    return {}

@@ -1,0 +1,71 @@
+"""Launching runs from Python (CLI, demo, tests) and summarising what they built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+
+from crm_assets.factory import AS_OF_TAG
+from crm_assets.settings import Settings
+from crm_assets.warehouse import connect
+
+
+@dataclass
+class BuildResult:
+    success: bool
+    run_id: str
+    error: str = ""
+
+
+def partition_range_tags(first_day: date, last_day: date) -> dict[str, str]:
+    """Tags that make one run cover every day from ``first_day`` to ``last_day`` (a single run)."""
+    return {"dagster/asset_partition_range_start": first_day.isoformat(),
+            "dagster/asset_partition_range_end": last_day.isoformat()}
+
+
+def build_all(settings: Settings, *, as_of: date, first_day: date, last_day: date,
+              instance: dg.DagsterInstance | None = None,
+              definitions: dg.Definitions | None = None) -> BuildResult:
+    """Materialise every asset in one run: segments as of ``as_of``, events for the day range."""
+    from crm_assets.definitions import build_definitions
+
+    defs = definitions or build_definitions(settings)
+    job = defs.resolve_job_def("build_all")
+    tags = {AS_OF_TAG: as_of.isoformat(), **partition_range_tags(first_day, last_day)}
+    instance = instance or dg.DagsterInstance.get()
+    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    error = ""
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        error = "\n".join(
+            f"{e.step_key}: {e.step_failure_data.error.message.strip() if e.step_failure_data.error else ''}"
+            for e in failures) or "run failed"
+    return BuildResult(result.success, result.run_id, error)
+
+
+def print_summary(settings: Settings, days: int = 7) -> None:
+    """Each segment with its size, and event rows per day for the last ``days`` days."""
+    with connect(settings.warehouse_path, read_only=True) as con:
+        segs = con.execute(
+            """SELECT r.segment, r.as_of_date, r.members, r.entered, r.exited
+               FROM meta.segment_runs r
+               QUALIFY row_number() OVER (PARTITION BY segment ORDER BY as_of_date DESC,
+                                          computed_at DESC) = 1
+               ORDER BY segment""").fetchall()
+        print("Segments (as of, members, entered, left on the last run):")
+        for name, as_of, members, entered, exited in segs:
+            print(f"  {name:<32} {as_of}  {members:>8}  +{entered} -{exited}")
+        has_counts = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' "
+            "AND table_name = 'event_daily_counts'").fetchone()[0]
+        if not has_counts:
+            return
+        rows = con.execute(
+            """SELECT event, event_date, occurrences, customers FROM marts.event_daily_counts
+               QUALIFY row_number() OVER (PARTITION BY event ORDER BY event_date DESC) <= ?
+               ORDER BY event, event_date""", [days]).fetchall()
+        print(f"Events (rows and customers per day, last {days} days with data):")
+        for event, day, occurrences, customers in rows:
+            print(f"  {event:<32} {day}  {occurrences:>8} rows  {customers:>8} customers")

@@ -1,0 +1,91 @@
+"""Project settings: where things are and which calendar the business lives on.
+
+Values come from ``[tool.crm]`` in the project's ``pyproject.toml`` and can be overridden by
+environment variables, read when :func:`load_settings` is called (never at import time), so tests
+build definitions against a temporary warehouse without touching the process environment.
+
+| setting | env var | default |
+|---|---|---|
+| ``project_dir`` | ``CRM_PROJECT_DIR`` | the folder holding ``crm_assets/`` |
+| ``input_dir`` | ``CRM_INPUT_DIR`` | ``<project>/seeds`` |
+| ``warehouse_path`` | ``CRM_WAREHOUSE`` | ``<project>/warehouse/crm.duckdb`` |
+| ``business_timezone`` | ``CRM_TIMEZONE`` | ``Europe/Moscow`` |
+| ``partition_start`` | ``CRM_PARTITION_START`` | ``2025-01-01`` |
+| ``demo_as_of`` | ``CRM_DEMO_AS_OF`` | ``2026-06-30`` (the last day of the shipped seeds) |
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_PROJECT_DIR = PACKAGE_DIR.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that differs between a laptop, CI and production, in one immutable value."""
+
+    project_dir: Path
+    input_dir: Path
+    warehouse_path: Path
+    business_timezone: str = "Europe/Moscow"
+    partition_start: date = date(2025, 1, 1)
+    demo_as_of: date = date(2026, 6, 30)
+    freshness_hours: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sql_dir(self) -> Path:
+        return self.project_dir / "sql"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.business_timezone)
+
+    def yesterday(self, now: datetime | None = None) -> date:
+        """The default as-of date of a manual run: yesterday in the business time zone."""
+        now = now or datetime.now(tz=self.zone)
+        return now.astimezone(self.zone).date() - timedelta(days=1)
+
+    def with_overrides(self, **kwargs) -> Settings:
+        return replace(self, **kwargs)
+
+
+def _tool_section(project_dir: Path) -> dict:
+    pyproject = project_dir / "pyproject.toml"
+    if not pyproject.exists():
+        return {}
+    with pyproject.open("rb") as fh:
+        return tomllib.load(fh).get("tool", {}).get("crm", {})
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings from ``pyproject.toml`` and the environment; keyword arguments win over both."""
+    project_dir = Path(
+        overrides.pop("project_dir", None) or os.environ.get("CRM_PROJECT_DIR") or DEFAULT_PROJECT_DIR
+    ).resolve()
+    tool = _tool_section(project_dir)
+
+    def pick(key: str, env: str, default):
+        return os.environ.get(env) or tool.get(key) or default
+
+    input_dir = Path(pick("input_dir", "CRM_INPUT_DIR", "seeds"))
+    warehouse = Path(pick("warehouse_path", "CRM_WAREHOUSE", "warehouse/crm.duckdb"))
+    settings = Settings(
+        project_dir=project_dir,
+        input_dir=input_dir if input_dir.is_absolute() else project_dir / input_dir,
+        warehouse_path=warehouse if warehouse.is_absolute() else project_dir / warehouse,
+        business_timezone=pick("business_timezone", "CRM_TIMEZONE", "Europe/Moscow"),
+        partition_start=date.fromisoformat(
+            str(pick("partition_start", "CRM_PARTITION_START", "2025-01-01"))
+        ),
+        demo_as_of=date.fromisoformat(str(pick("demo_as_of", "CRM_DEMO_AS_OF", "2026-06-30"))),
+        freshness_hours={k: float(v) for k, v in tool.get("freshness_hours", {}).items()},
+    )
+    ZoneInfo(settings.business_timezone)  # fail early on a misspelt zone
+    return replace(settings, **overrides) if overrides else settings

@@ -1,0 +1,124 @@
+"""The whole graph, materialised from a tiny hand-written fixture into a temporary warehouse.
+
+The fixture (tests/fixtures/tiny) and what it must give, worked out by hand:
+
+* customers: C1 and C2 are one person (same e-mail up to case, same phone in two formats, names in
+  swapped order); C3 and C4 are two others; the 5th record has no customer_id and is rejected.
+  Ids go by registration: C1 -> 1 (2025-01-05), C3 -> 2 (2025-01-10), C2 -> 1, C4 -> 3.
+* orders: O6 (unknown customer C9) and O7 (negative amount) are rejected; O5 is cancelled.
+  O1 was at 00:30 Moscow time on 2025-03-10 (21:30 UTC the day before) and belongs to the Moscow
+  day 2025-03-10. O3 was at 01:00 on 2025-03-11 in Novosibirsk (UTC+7), i.e. 21:00 Moscow time on
+  2025-03-10. So the croissant purchases are O1, O2 (person 1) and O3 (person 2), all on 2025-03-10.
+* order item O3/2 names an unknown product (P99) and is rejected.
+* interactions and sessions have no file: empty tables, not a crash.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+D = date.fromisoformat
+
+
+def test_full_build_gives_hand_computed_tables(project):
+    result = project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
+                           last_day=D("2025-03-12"))
+    assert result.success, result.error
+
+    assert project.query("SELECT source_customer_id, customer_id FROM core.customer_identity "
+                         "ORDER BY 1") == [("C1", 1), ("C2", 1), ("C3", 2), ("C4", 3)]
+    assert project.query(
+        "SELECT table_name, _source_file, _row_number, reason FROM staging.rejects ORDER BY ALL"
+    ) == [
+        ("customers", "customers.csv", 5, "missing customer_id"),
+        ("order_items", "order_items.csv", 5, "unknown product: P99"),
+        ("orders", "orders.csv", 6, "unknown customer: C9"),
+        ("orders", "orders.csv", 7, "negative total_amount: -50.00"),
+    ]
+    # comma decimal read as a decimal
+    assert project.scalar("SELECT total_amount FROM core.orders WHERE order_id = 'O2'") == 300
+    # the segment: person 1 bought croissants in O1 and O2, person 2 in O3; person 3's was cancelled
+    assert project.query(
+        "SELECT customer_id, croissant_orders, as_of_date FROM segments.croissant_buyers ORDER BY 1"
+    ) == [(1, 2, D("2025-03-12")), (2, 1, D("2025-03-12"))]
+    # the event: three purchases, all on the Moscow day 2025-03-10, including the one at 00:30
+    assert project.query(
+        "SELECT order_id, customer_id, event_date FROM events.croissant_purchase ORDER BY 1"
+    ) == [("O1", 1, D("2025-03-10")), ("O2", 1, D("2025-03-10")), ("O3", 2, D("2025-03-10"))]
+    assert project.query("SELECT event, event_date, occurrences, customers "
+                         "FROM marts.event_daily_counts") == [
+        ("croissant_purchase", D("2025-03-10"), 3, 2)]
+    # optional sources without a file are empty typed tables
+    assert project.scalar("SELECT count(*) FROM core.interactions") == 0
+    assert project.scalar("SELECT count(*) FROM raw.sessions") == 0
+
+
+def test_second_build_changes_nothing(project):
+    first = project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
+                          last_day=D("2025-03-12"))
+    assert first.success, first.error
+    tables = ("raw.customers", "raw.orders", "meta.loaded_files", "core.customer_identity",
+              "segments.croissant_buyers", "events.croissant_purchase",
+              "marts.segment_membership_history", "staging.rejects")
+    before = {t: project.scalar(f"SELECT count(*) FROM {t}") for t in tables}
+    second = project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
+                           last_day=D("2025-03-12"))
+    assert second.success, second.error
+    after = {t: project.scalar(f"SELECT count(*) FROM {t}") for t in tables}
+    assert after == before
+    assert before["raw.customers"] == 5 and before["meta.loaded_files"] == 5
+
+
+def test_segment_history_moves_forward_with_the_as_of_date(project):
+    assert project.build(as_of=D("2025-03-09")).success
+    assert project.scalar("SELECT count(*) FROM segments.croissant_buyers") == 0
+    assert project.build(as_of=D("2025-03-10")).success
+    assert project.query("SELECT customer_id, valid_from, valid_to "
+                         "FROM marts.segment_membership_history ORDER BY 1") == [
+        (1, D("2025-03-10"), None), (2, D("2025-03-10"), None)]
+    # who was a member on a past date
+    on_the_9th = project.scalar(
+        "SELECT count(*) FROM marts.segment_membership_history WHERE segment = 'croissant_buyers'"
+        " AND valid_from <= DATE '2025-03-09' AND (valid_to IS NULL OR valid_to > '2025-03-09')")
+    assert on_the_9th == 0
+    # an earlier date than recorded is refused, and nothing changes
+    late = project.build(as_of=D("2025-03-09"))
+    assert not late.success
+    assert "history is recorded up to 2025-03-10" in late.error
+    assert project.scalar("SELECT count(*) FROM marts.segment_membership_history") == 2
+
+
+def test_partition_rerun_replaces_exactly_its_day(project):
+    assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
+                         last_day=D("2025-03-12")).success
+    con_sql = ("INSERT INTO events.croissant_purchase SELECT customer_id, occurred_at + INTERVAL 1 "
+               "DAY, order_id || '-stale', store_id, croissants, event_date + 1, definition_version "
+               "FROM events.croissant_purchase WHERE order_id = 'O2'")
+    import duckdb
+
+    con = duckdb.connect(str(project.settings.warehouse_path))
+    con.execute(con_sql)
+    con.close()
+    # re-running 2025-03-10 leaves the (stale) row of the 11th alone
+    assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-10"),
+                         last_day=D("2025-03-10")).success
+    assert project.query("SELECT event_date, count(*) FROM events.croissant_purchase "
+                         "GROUP BY 1 ORDER BY 1") == [(D("2025-03-10"), 3), (D("2025-03-11"), 1)]
+    # re-running the 11th removes it
+    assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-11"),
+                         last_day=D("2025-03-11")).success
+    assert project.query("SELECT event_date, count(*) FROM events.croissant_purchase "
+                         "GROUP BY 1 ORDER BY 1") == [(D("2025-03-10"), 3)]
+
+
+def test_file_breaking_the_contract_fails_clearly_and_keeps_loaded_data(project):
+    assert project.build(as_of=D("2025-03-12")).success
+    bad = project.input_dir / "orders" / "2025-03-13.csv"
+    bad.parent.mkdir()
+    bad.write_text("order_id,customer_id,store_id,channel,status,total_amount\n"
+                   "O8,C1,S1,in_store,completed,10.00\n", encoding="utf-8")
+    result = project.build(as_of=D("2025-03-12"))
+    assert not result.success
+    assert "2025-03-13.csv: line 1: missing required column(s) 'ordered_at'" in result.error
+    assert project.scalar("SELECT count(*) FROM raw.orders") == 7
+    assert project.scalar("SELECT count(*) FROM meta.loaded_files WHERE table_name = 'orders'") == 1
