@@ -27,7 +27,8 @@ def partition_range_tags(first_day: date, last_day: date) -> dict[str, str]:
 
 def build_all(settings: Settings, *, as_of: date, first_day: date, last_day: date,
               instance: dg.DagsterInstance | None = None,
-              definitions: dg.Definitions | None = None) -> BuildResult:
+              definitions: dg.Definitions | None = None, log_level: str = "WARNING"
+              ) -> BuildResult:
     """Materialise every asset in one run: segments as of ``as_of``, events for the day range."""
     from crm_assets.definitions import build_definitions
 
@@ -35,7 +36,9 @@ def build_all(settings: Settings, *, as_of: date, first_day: date, last_day: dat
     job = defs.resolve_job_def("build_all")
     tags = {AS_OF_TAG: as_of.isoformat(), **partition_range_tags(first_day, last_day)}
     instance = instance or dg.DagsterInstance.get()
-    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
+                                    run_config=run_config)
     error = ""
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
