@@ -683,38 +683,10 @@ def build_golden_customers_sql() -> str:
     * ``updated_at``: the latest ``updated_at`` of any of the person's records.
     * ``source_record_count``: how many staged records the person has.
     """
-    order = "updated_at desc nulls last, _loaded_at desc nulls last, source_customer_id"
-    consent_ranks = ",\n".join(
-        f"        row_number() over (partition by customer_id order by {c} is null, "
-        f"updated_at desc nulls last, {c}, _loaded_at desc nulls last, source_customer_id)"
-        f" as {c}_rank"
-        for c in _CONSENTS
-    )
-    attributes = ",\n".join(
-        f"    arg_min({a}, recency) filter (where {a} is not null) as {a}"
-        for a in _GOLDEN_ATTRIBUTES
-    )
-    consents = ",\n".join(
-        f"    any_value({c}) filter (where {c}_rank = 1) as {c}" for c in _CONSENTS
-    )
-    return f"""with records as (
-    select
-        ci.customer_id,
-        s.*,
-        row_number() over (partition by ci.customer_id order by {order}) as recency,
-{consent_ranks}
-    from staging.customers as s
-    inner join core.customer_identity as ci using (source_customer_id)
-)
+    from crm_assets.settings import DEFAULT_PROJECT_DIR
+    from crm_assets.sql_catalog import _statement_body
 
-select
-    customer_id,
-{attributes},
-    min(registered_at) as registered_at,
-{consents},
-    max(updated_at) as updated_at,
-    count(*) as source_record_count
-from records
-group by customer_id
-order by customer_id
-"""
+    # The SQL lives in sql/core/customers.sql (one file = one asset); this returns its query so
+    # the survivorship rules are tested here against hand-written records.
+    text = (DEFAULT_PROJECT_DIR / "sql" / "core" / "customers.sql").read_text(encoding="utf-8")
+    return _statement_body(text)

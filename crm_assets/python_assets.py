@@ -106,13 +106,39 @@ def build_identity_asset(settings: Settings) -> dg.AssetsDefinition:
     def _identity(context: dg.AssetExecutionContext, warehouse: Warehouse):
         from crm_assets.identity import resolve_identity
 
+        truth = settings.input_dir / "_truth" / "customers.csv"
+        quality: dict = {}
         with warehouse.connect() as con:
             stats = resolve_identity(con)
+            if truth.exists():
+                # demo and generated data carry ground truth: record how good the matching is
+                from crm_assets.identity import dedupe_report
+
+                report = dedupe_report(con, truth)
+                overall = report[0]
+                quality = {
+                    "pairwise_precision": overall["precision"],
+                    "pairwise_recall": overall["recall"],
+                    "dedupe_report": dg.MetadataValue.md(_report_markdown(report)),
+                }
         return dg.MaterializeResult(metadata={
             "dagster/row_count": int(stats.get("records", 0)),
-            **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))}})
+            **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))},
+            **{k: v for k, v in quality.items() if v is not None}})
 
     return _identity
+
+
+def _report_markdown(rows: list[dict]) -> str:
+    lines = ["| label | records | true pairs | predicted | correct | precision | recall |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def f(v):
+            return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+        lines.append(f"| {r['label']} | {f(r.get('records'))} | {f(r.get('true_pairs'))} | "
+                     f"{f(r.get('predicted_pairs'))} | {f(r.get('correct_pairs'))} | "
+                     f"{f(r.get('precision'))} | {f(r.get('recall'))} |")
+    return "\n".join(lines)
 
 
 def event_daily_counts_sql(event_tables: list[str]) -> str:

@@ -1,7 +1,9 @@
 -- description: >
 --   Golden record: one row per person (customer_id), merged from all their source records.
---   Survivorship: each attribute is the most recent non-null value (by updated_at, then load time,
---   then source id); a consent flag is the most recent explicit choice, so an opt-out is never
+--   Survivorship: first and last name are taken together, as the pair most of the person's records
+--   agree on (ties: the earliest registered record), so a record with the names swapped or one of
+--   them missing cannot produce a mixed name; every other attribute is the most recent non-null
+--   value (by updated_at, then load time, then source id); a consent flag is the most recent explicit choice, so an opt-out is never
 --   overwritten by an older opt-in (equal times: the opt-out wins); registered_at is the earliest
 --   registration, updated_at the latest update.
 -- owner: data-eng@bakery.example
@@ -20,7 +22,23 @@ with records as (
         row_number() over (partition by customer_id order by push_opt_in is null, updated_at desc nulls last, push_opt_in, _loaded_at desc nulls last, source_customer_id) as push_opt_in_rank
     from staging.customers as s
     inner join core.customer_identity as ci using (source_customer_id)
-)
+),
+
+name_votes as (
+    select
+        customer_id,
+        first_name,
+        last_name,
+        row_number() over (
+            partition by customer_id
+            order by count(*) desc, min(registered_at) nulls last, min(source_customer_id)
+        ) as name_rank
+    from records
+    where first_name is not null and last_name is not null
+    group by customer_id, first_name, last_name
+),
+
+golden as (
 
 select
     customer_id,
@@ -41,4 +59,13 @@ select
     count(*) as source_record_count
 from records
 group by customer_id
-order by customer_id
+)
+
+select
+    g.customer_id,
+    coalesce(n.first_name, g.first_name) as first_name,
+    coalesce(n.last_name, g.last_name) as last_name,
+    g.* exclude (customer_id, first_name, last_name)
+from golden as g
+left join name_votes as n on n.customer_id = g.customer_id and n.name_rank = 1
+order by g.customer_id
