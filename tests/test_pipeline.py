@@ -46,8 +46,18 @@ def test_full_build_gives_hand_computed_tables(project):
         "SELECT order_id, customer_id, event_date FROM events.croissant_purchase ORDER BY 1"
     ) == [("O1", 1, D("2025-03-10")), ("O2", 1, D("2025-03-10")), ("O3", 2, D("2025-03-10"))]
     assert project.query("SELECT event, event_date, occurrences, customers "
-                         "FROM marts.event_daily_counts") == [
-        ("croissant_purchase", D("2025-03-10"), 3, 2)]
+                         "FROM marts.event_daily_counts ORDER BY ALL") == [
+        ("croissant_purchase", D("2025-03-10"), 3, 2),
+        # first purchases: O1 (person 1) and O3 (person 2) on the 10th, O4 (person 3) on the 11th
+        ("first_purchase", D("2025-03-10"), 2, 2),
+        ("first_purchase", D("2025-03-11"), 1, 1),
+    ]
+    # everyone's first order is within 30 days of the as-of date: all three are new customers
+    assert project.query("SELECT customer_id FROM segments.new_customers ORDER BY 1") == [
+        (1,), (2,), (3,)]
+    assert project.query("SELECT customer_id, orders_total, recency_days, lifecycle_stage "
+                         "FROM core.customer_features ORDER BY 1") == [
+        (1, 2, 2, "new"), (2, 1, 2, "new"), (3, 1, 1, "new")]
     # optional sources without a file are empty typed tables
     assert project.scalar("SELECT count(*) FROM core.interactions") == 0
     assert project.scalar("SELECT count(*) FROM raw.sessions") == 0

@@ -1,0 +1,151 @@
+-- description: >
+--   One row per person with their behaviour up to the end of the as-of day: recency, frequency,
+--   monetary value, RFM scores, lifecycle stage, churn risk, channel preference and consent. The
+--   basis of the system segments; recomputed for any as-of date, so a past date gives past features.
+-- owner: data-eng@bakery.example
+-- grain: [customer_id]
+-- tests:
+--   - accepted_values: {column: lifecycle_stage, values: [prospect, new, active, at_risk, lapsed]}
+--   - expression: {name: rfm_scores_in_range, sql: "rfm_recency between 0 and 5 and rfm_frequency between 0 and 5 and rfm_monetary between 0 and 5"}
+-- columns:
+--   recency_days: Days from the last completed order to the as-of date (null if none).
+--   orders_365d: Completed orders in the 365 days up to the as-of date.
+--   revenue_365d: Their total amount, roubles.
+--   rfm_recency: 1 (longest ago) to 5 (most recent) quintile among buyers of the last 365 days; 0 if none.
+--   lifecycle_stage: prospect (never bought), new (first order within 30 days), active, at_risk, lapsed.
+--   churn_risk: 0 (next order not yet due) to 1 (4x overdue against the person's usual gap between
+--     orders, 30 days if unknown); null for prospects.
+--   preferred_channel: in_store, app, web or delivery, by number of orders.
+--   is_email_reachable: Has a valid e-mail and has opted in (and not unsubscribed since).
+with customers as (
+    select * from core.customers
+),
+
+orders as (
+    select customer_id, order_id, ordered_at, channel, total_amount
+    from core.orders
+    where status = 'completed'
+        and customer_id is not null
+        and ordered_at < as_of_end()
+),
+
+items as (
+    select customer_id, category, quantity
+    from core.order_items
+    where status = 'completed'
+        and customer_id is not null
+        and ordered_at < as_of_end()
+),
+
+unsubscribes as (
+    select customer_id, channel, max(occurred_at) as unsubscribed_at
+    from core.interactions
+    where interaction_type = 'unsubscribed'
+        and occurred_at < as_of_end()
+    group by customer_id, channel
+),
+
+order_stats as (
+    select
+        customer_id,
+        min(ordered_at) as first_order_at,
+        max(ordered_at) as last_order_at,
+        count(*) as orders_total,
+        count(*) filter (where ordered_at >= as_of_end() - interval 365 day) as orders_365d,
+        count(*) filter (where ordered_at >= as_of_end() - interval 90 day) as orders_90d,
+        coalesce(sum(total_amount) filter (
+            where ordered_at >= as_of_end() - interval 365 day
+        ), 0) as revenue_365d,
+        sum(total_amount) as revenue_total,
+        mode(channel) as preferred_channel
+    from orders
+    group by customer_id
+),
+
+category_stats as (
+    select
+        customer_id,
+        arg_max(category, quantity_sum) as favourite_category,
+        sum(quantity_sum) filter (where category = 'croissant') as croissants_bought
+    from (
+        select customer_id, category, sum(quantity) as quantity_sum
+        from items
+        group by customer_id, category
+    ) as by_category
+    group by customer_id
+),
+
+features as (
+    select
+        c.customer_id,
+        c.gender,
+        c.city,
+        c.birth_date,
+        date_diff('year', c.birth_date, as_of_date())
+            - case when strftime(c.birth_date, '%m%d') > strftime(as_of_date(), '%m%d')
+                then 1 else 0 end as age,
+        c.registered_at,
+        o.first_order_at,
+        o.last_order_at,
+        date_diff('day', cast(timezone(business_timezone(), o.last_order_at) as date), as_of_date())
+            as recency_days,
+        coalesce(o.orders_total, 0) as orders_total,
+        coalesce(o.orders_365d, 0) as orders_365d,
+        coalesce(o.orders_90d, 0) as orders_90d,
+        coalesce(o.revenue_365d, 0) as revenue_365d,
+        coalesce(o.revenue_total, 0) as revenue_total,
+        o.revenue_total / nullif(o.orders_total, 0) as avg_order_value,
+        o.preferred_channel,
+        cs.favourite_category,
+        coalesce(cs.croissants_bought, 0) as croissants_bought,
+        case
+            when o.orders_total > 1
+                then date_diff('day', o.first_order_at, o.last_order_at) / (o.orders_total - 1)
+        end as avg_days_between_orders,
+        c.email is not null and coalesce(c.email_opt_in, false)
+            and (ue.unsubscribed_at is null or ue.unsubscribed_at < c.updated_at)
+            as is_email_reachable,
+        c.phone is not null and coalesce(c.sms_opt_in, false)
+            and (us.unsubscribed_at is null or us.unsubscribed_at < c.updated_at)
+            as is_sms_reachable,
+        coalesce(c.push_opt_in, false)
+            and (up.unsubscribed_at is null or up.unsubscribed_at < c.updated_at)
+            as is_push_reachable
+    from customers as c
+    left join order_stats as o on o.customer_id = c.customer_id
+    left join category_stats as cs on cs.customer_id = c.customer_id
+    left join unsubscribes as ue on ue.customer_id = c.customer_id and ue.channel = 'email'
+    left join unsubscribes as us on us.customer_id = c.customer_id and us.channel = 'sms'
+    left join unsubscribes as up on up.customer_id = c.customer_id and up.channel = 'push'
+    where c.registered_at is null or c.registered_at < as_of_end()
+),
+
+scored as (
+    select
+        *,
+        case when orders_365d > 0
+            then ntile(5) over (partition by orders_365d > 0 order by recency_days desc)
+            else 0 end as rfm_recency,
+        case when orders_365d > 0
+            then ntile(5) over (partition by orders_365d > 0 order by orders_365d)
+            else 0 end as rfm_frequency,
+        case when orders_365d > 0
+            then ntile(5) over (partition by orders_365d > 0 order by revenue_365d)
+            else 0 end as rfm_monetary
+    from features
+)
+
+select
+    *,
+    case when orders_total > 0 then least(1.0, greatest(0.0,
+        (recency_days / greatest(coalesce(avg_days_between_orders, 30), 7) - 1) / 3.0
+    )) end as churn_risk,
+    case
+        when orders_total = 0 then 'prospect'
+        when date_diff('day', cast(timezone(business_timezone(), first_order_at) as date),
+                       as_of_date()) < 30 then 'new'
+        when recency_days <= greatest(60, 3 * coalesce(avg_days_between_orders, 20)) then 'active'
+        when recency_days <= 180 then 'at_risk'
+        else 'lapsed'
+    end as lifecycle_stage
+from scored
