@@ -19,9 +19,22 @@ Two kinds of function, chosen by what the rule needs:
   library runs once per *distinct* value (through a process-wide LRU cache shared by the value and
   the issue function), and results are mapped back with ``take``.
 
-Python UDFs exist only on the connection that registered them, so any table built with them must be
-materialised (never a view), as ``DESIGN.md`` says. :data:`CLEANING_FUNCTIONS` lists the public names
-for the SQL allow-list.
+Python UDFs exist only in the process that registered them, so any table built with them must be
+materialised (never a view), as ``DESIGN.md`` says. :data:`CLEANING_FUNCTIONS` lists the public
+names for the SQL allow-list.
+
+Decisions worth knowing when reading staging results:
+
+* Missing is not an issue: the ``*_issue`` functions are ``NULL`` for a blank value; staging decides
+  whether a column is required.
+* A birth date in a date shape whose parts make no calendar date (``31.02.1990``, month 13) is an
+  ``impossible birth date``, like one before 1900 or after today; ``unparseable birth date`` is
+  kept for text that is not a date at all (``abc``, ``15 марта 1990``). Dates are day first
+  (``03/04/1990`` is 3 April) unless the year comes first.
+* A placeholder phone (``0000000000``) is reported as ``placeholder phone`` even where the library
+  would also call it invalid: "someone typed a filler" is the more useful reason.
+* ``crm_decimal`` reads ``,`` as the decimal point unless the value is thousands-grouped with both
+  separators (``1,234.50``): ``1,234`` is 1.23.
 """
 
 from __future__ import annotations
@@ -112,11 +125,11 @@ BOOLEAN_ALIASES: dict[bool, tuple[str, ...]] = {
 }
 """Boolean -> accepted spellings, compared trimmed and lower-cased."""
 
-EMAIL_CACHE_SIZE = 1 << 18
+PARSE_CACHE_SIZE = 1 << 18
 """Distinct values remembered per library-backed parser (email, phone). DuckDB hands a UDF one
 2048-row vector at a time, so deduplication inside a call sees little; the cache is what makes
 ``crm_email`` + ``crm_email_issue`` on one column cost one parse, and what makes repeated values
-across vectors free. ~260k entries cost roughly 100 MB in the worst case."""
+across vectors free. At most ~400 bytes an email and ~300 a phone: ~180 MB when both are full."""
 
 PYTHON_FUNCTIONS: tuple[str, ...] = (
     "crm_email",
@@ -178,7 +191,7 @@ def _is_placeholder_email(local: str, domain: str, email: str) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=EMAIL_CACHE_SIZE)
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse_email(value: str) -> EmailResult:
     """Validate one trimmed, lower-cased, non-empty value (the cached unit of work)."""
     try:
@@ -212,9 +225,7 @@ def _placeholder_nationals() -> frozenset[str]:
     found = set(PLACEHOLDER_PHONE_NATIONAL_NUMBERS)
     found.update(digit * n for digit in "0123456789" for n in range(5, 16))
     for seq in PLACEHOLDER_PHONE_SEQUENCES:
-        found.update(
-            seq[i:j] for i in range(len(seq)) for j in range(i + 7, len(seq) + 1)
-        )
+        found.update(seq[i:j] for i in range(len(seq)) for j in range(i + 7, len(seq) + 1))
     return frozenset(found)
 
 
@@ -224,7 +235,7 @@ _PLACEHOLDER_NATIONALS = _placeholder_nationals()
 _NON_DIGITS = re.compile(r"\D")
 
 
-@functools.lru_cache(maxsize=EMAIL_CACHE_SIZE)
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse_phone(value: str) -> PhoneResult:
     """Parse one trimmed, non-empty value (the cached unit of work)."""
     digits = _NON_DIGITS.sub("", value)
@@ -240,7 +251,8 @@ def _parse_phone(value: str) -> PhoneResult:
         return PhoneResult(None, "invalid phone")
     if phonenumbers.national_significant_number(number) in _PLACEHOLDER_NATIONALS:
         return PhoneResult(None, "placeholder phone")
-    return PhoneResult(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return PhoneResult(e164, None)
 
 
 def clean_phone(raw: str | None) -> PhoneResult:
@@ -308,9 +320,7 @@ def _email_udf(field: str) -> Callable[[pa.Array], pa.Array]:
     index = EmailResult._fields.index(field)
 
     def udf(values: pa.Array) -> pa.Array:
-        return _map_distinct(
-            _trimmed_or_null(values, lower=True), lambda v: _parse_email(v)[index]
-        )
+        return _map_distinct(_trimmed_or_null(values, lower=True), lambda v: _parse_email(v)[index])
 
     udf.__name__ = f"crm_email_{field}"
     return udf
@@ -350,149 +360,190 @@ _UDFS: dict[str, Callable[[pa.Array], pa.Array]] = {
 _CITY_PREFIX = re.compile(r"^(г\.|г\s+|город\s+)\s*", re.IGNORECASE)
 
 
-def city_key(text: str) -> str:
-    """The lookup key of a city spelling, exactly as the ``crm_city`` macro computes it.
+def letters_key(text: str) -> str:
+    """Lower-case letters only, ``ё`` as ``е``: what the macros compare alias lists on.
 
-    Lower-case, ``ё`` -> ``е``, a leading ``г.``/``город`` dropped, every non-letter removed. Used to
-    build the macro's alias map from :data:`CITY_ALIASES`, so the data stays human-readable.
+    The Python twin of the ``_crm_letters`` macro (``str.isalpha`` is RE2's ``\\p{L}``); the alias
+    maps are built with it, so the vocabularies stay human-readable and match as SQL matches.
     """
-    text = _CITY_PREFIX.sub("", text.strip()).lower().replace("ё", "е")
-    return "".join(ch for ch in text if ch.isalpha())  # str.isalpha() is \p{L}, as in SQL
+    return "".join(ch for ch in text.lower().replace("ё", "е") if ch.isalpha())
+
+
+def city_key(text: str) -> str:
+    """The key ``crm_city`` looks a spelling up by: :func:`letters_key` without a ``г.`` prefix."""
+    return letters_key(_CITY_PREFIX.sub("", text.strip()))
 
 
 def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _sql_list(values: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(_sql_literal(v) for v in values)
+def _sql_map(pairs: dict[str, str]) -> str:
+    return "MAP {" + ", ".join(f"{_sql_literal(k)}: {v}" for k, v in pairs.items()) + "}"
 
 
 def _city_map_sql() -> str:
     pairs: dict[str, str] = {}
     for canonical, aliases in CITY_ALIASES.items():
         for alias in (canonical, *aliases):
-            key = city_key(alias)
-            if pairs.setdefault(key, canonical) != canonical:
-                raise ValueError(f"city alias {alias!r} maps to two cities")
-    return "MAP {" + ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in pairs.items()) + "}"
+            value = _sql_literal(canonical)
+            if pairs.setdefault(city_key(alias), value) != value:
+                raise ValueError(f"city alias {alias!r} names two cities")
+    return _sql_map(pairs)
+
+
+def _gender_map_sql() -> str:
+    return _sql_map(
+        {
+            letters_key(a): _sql_literal(code)
+            for code, aliases in GENDER_ALIASES.items()
+            for a in aliases
+        }
+    )
+
+
+def _boolean_map_sql() -> str:
+    return _sql_map(
+        {a: str(value).lower() for value, aliases in BOOLEAN_ALIASES.items() for a in aliases}
+    )
+
+
+# RE2 (DuckDB's regex engine): \s is ASCII only; \p{Z} adds NBSP and the thin spaces that
+# spreadsheets put in numbers and that CSV exports carry around values.
+_WS = r"[\s\p{Z}]"
+# One shape for both date orders; which group holds the year is decided by digit counts below.
+# A time of day after the date (spreadsheet exports add one) is accepted and dropped.
+_DATE_SHAPE = (
+    rf"^{_WS}*(\d{{1,4}})[-./](\d{{1,2}})[-./](\d{{1,4}})"
+    rf"(?:[ T]\d{{1,2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?(?:Z|[+-]\d{{2}}:?\d{{2}})?)?{_WS}*$"
+)
 
 
 def _macro_sql() -> list[str]:
-    """``CREATE OR REPLACE TEMP MACRO`` statements, helpers first (macros expand at bind time)."""
-    # RE2: \s is ASCII only, \p{Z} adds NBSP and the thin spaces Excel exports put in numbers.
-    ws = r"[\s\p{Z}]"
-    female = _sql_list(GENDER_ALIASES["female"])
-    male = _sql_list(GENDER_ALIASES["male"])
-    true_ = _sql_list(BOOLEAN_ALIASES[True])
-    false_ = _sql_list(BOOLEAN_ALIASES[False])
-    iso = r"^(\d{4})[-./](\d{1,2})[-./](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
-    dmy = r"^(\d{1,2})[-./](\d{1,2})[-./](\d{2}|\d{4})$"
+    """``CREATE OR REPLACE TEMP MACRO`` statements, helpers first.
+
+    Macros have no local variables and DuckDB does not share a repeated sub-expression across
+    ``CASE`` branches, so a value used several times is bound once with
+    ``list_transform([value], lambda x: ...)[1]`` (half the cost of repeating a regex). Lambda
+    parameters are named ``crm_*`` so they cannot capture a column of the caller's table.
+    """
     return [
-        # Trimmed text, NULL when blank: the common first step of every macro.
-        f"""CREATE OR REPLACE TEMP MACRO _crm_text(raw) AS
-            nullif(regexp_replace(raw, '^{ws}+|{ws}+$', '', 'g'), '')""",
-        # Lower-cased letters only: 'Муж.' -> 'муж', ' С.-Петербург ' -> 'спетербург'.
-        """CREATE OR REPLACE TEMP MACRO _crm_letters(raw) AS
-            regexp_replace(replace(lower(raw), 'ё', 'е'), '[^\\p{L}]', '', 'g')""",
-        """CREATE OR REPLACE TEMP MACRO crm_name_key(first, last) AS
+        # Trimmed text, NULL when blank: the first step of every macro.
+        rf"""CREATE OR REPLACE TEMP MACRO _crm_text(raw) AS
+            nullif(regexp_replace(raw, '^{_WS}+|{_WS}+$', '', 'g'), '')""",
+        # Lower-case letters only, ё as е: 'Муж.' -> 'муж', ' С.-Петербург ' -> 'спетербург'.
+        r"""CREATE OR REPLACE TEMP MACRO _crm_letters(raw) AS
+            regexp_replace(replace(lower(raw), 'ё', 'е'), '[^\p{L}]+', '', 'g')""",
+        rf"""CREATE OR REPLACE TEMP MACRO crm_name_key(first, last) AS
             nullif(array_to_string(list_sort(list_filter(string_split_regex(
                 regexp_replace(
                     replace(lower(concat_ws(' ', first, last)), 'ё', 'е'),
-                    '[^\\p{L}\\s\\p{Z}]', '', 'g'),
-                '[\\s\\p{Z}]+'), lambda t: t <> '')), ' '), '')""",
+                    '[^\p{{L}}\s\p{{Z}}]+', '', 'g'),
+                '{_WS}+'), lambda crm_t: crm_t <> '')), ' '), '')""",
         f"""CREATE OR REPLACE TEMP MACRO crm_gender(raw) AS
-            CASE
-                WHEN _crm_letters(raw) IN ({female}) THEN 'female'
-                WHEN _crm_letters(raw) IN ({male}) THEN 'male'
-            END""",
+            {_gender_map_sql()}[_crm_letters(raw)]""",
         f"""CREATE OR REPLACE TEMP MACRO crm_bool(raw) AS
+            {_boolean_map_sql()}[lower(_crm_text(raw))]""",
+        # Whitespace and apostrophes are thousands separators. With both ',' and '.' in
+        # thousands-grouped form ('1.234,50', '1,234.50') the later one is the decimal point;
+        # otherwise ',' is the decimal point (the Russian convention: '1,234' is 1.23).
+        r"""CREATE OR REPLACE TEMP MACRO _crm_decimal_text(raw) AS
             CASE
-                WHEN lower(_crm_text(raw)) IN ({true_}) THEN true
-                WHEN lower(_crm_text(raw)) IN ({false_}) THEN false
-            END""",
-        # Whitespace is a thousands separator; with both ',' and '.' the later one is the
-        # decimal point; a lone ',' is the decimal point (Russian convention).
-        f"""CREATE OR REPLACE TEMP MACRO _crm_decimal_text(raw) AS
-            CASE
-                WHEN regexp_full_match(raw, '[-+]?\\d{{1,3}}(\\.\\d{{3}})+,\\d*')
+                WHEN regexp_full_match(raw, '[-+]?\d{1,3}(\.\d{3})+,\d*')
                     THEN replace(replace(raw, '.', ''), ',', '.')
-                WHEN regexp_full_match(raw, '[-+]?\\d{{1,3}}(,\\d{{3}})+(\\.\\d*)?')
+                WHEN regexp_full_match(raw, '[-+]?\d{1,3}(,\d{3})+\.\d*')
                     THEN replace(raw, ',', '')
                 ELSE replace(raw, ',', '.')
             END""",
-        f"""CREATE OR REPLACE TEMP MACRO crm_decimal(raw) AS
-            try_cast(_crm_decimal_text(regexp_replace(raw, '{ws}|''', '', 'g')) AS DECIMAL(12,2))""",
-        # The birth date as 'YYYY-M-D' text when the value has a date shape, else NULL. Day
-        # first (a Russian CRM); two-digit years up to this year's are 20xx, the rest 19xx.
-        f"""CREATE OR REPLACE TEMP MACRO _crm_birth_date_text(raw) AS
-            CASE
-                WHEN regexp_full_match(_crm_text(raw), '{iso}')
-                    THEN regexp_replace(_crm_text(raw), '{iso}', '\\1-\\2-\\3')
-                WHEN regexp_full_match(_crm_text(raw), '{dmy[1:-1]}')
-                    THEN CAST(
-                        CASE
-                            WHEN length(regexp_extract(_crm_text(raw), '{dmy}', 3)) = 4
-                                THEN CAST(regexp_extract(_crm_text(raw), '{dmy}', 3) AS INTEGER)
-                            WHEN CAST(regexp_extract(_crm_text(raw), '{dmy}', 3) AS INTEGER)
-                                <= year(current_date) % 100
-                                THEN 2000 + CAST(regexp_extract(_crm_text(raw), '{dmy}', 3)
-                                    AS INTEGER)
-                            ELSE 1900 + CAST(regexp_extract(_crm_text(raw), '{dmy}', 3) AS INTEGER)
-                        END AS VARCHAR)
-                        || regexp_replace(_crm_text(raw), '{dmy}', '-\\2-\\1')
-            END""",
-        """CREATE OR REPLACE TEMP MACRO _crm_birth_date_any(raw) AS
-            try_cast(_crm_birth_date_text(raw) AS DATE)""",
+        rf"""CREATE OR REPLACE TEMP MACRO crm_decimal(raw) AS
+            try_cast(_crm_decimal_text(regexp_replace(raw, '{_WS}+|''', '', 'g'))
+                AS DECIMAL(12,2))""",
+        # [year, month, day] as text when the value has a date shape, else NULL. ISO when the
+        # first group has 4 digits, otherwise day first (a Russian CRM); a two-digit year up to
+        # this year's is 20xx, any other 19xx. Whether the parts make a real date is not judged
+        # here, so that the issue macro can tell 'unparseable' from 'impossible'.
+        f"""CREATE OR REPLACE TEMP MACRO _crm_birth_date_parts(raw) AS
+            list_transform([regexp_extract(raw, '{_DATE_SHAPE}', ['a', 'b', 'c'])],
+                lambda crm_p: CASE
+                    WHEN length(crm_p.a) = 4 AND length(crm_p.c) <= 2
+                        THEN [crm_p.a, crm_p.b, crm_p.c]
+                    WHEN length(crm_p.a) <= 2 AND length(crm_p.c) = 4
+                        THEN [crm_p.c, crm_p.b, crm_p.a]
+                    WHEN length(crm_p.a) <= 2 AND length(crm_p.c) = 2
+                        THEN [CAST(CASE WHEN CAST(crm_p.c AS INTEGER) <= year(current_date) % 100
+                                        THEN 2000 ELSE 1900 END
+                                   + CAST(crm_p.c AS INTEGER) AS VARCHAR),
+                              crm_p.b, crm_p.a]
+                END)[1]""",
+        """CREATE OR REPLACE TEMP MACRO _crm_is_birth_date(d) AS
+            d BETWEEN DATE '1900-01-01' AND current_date""",
         """CREATE OR REPLACE TEMP MACRO crm_birth_date(raw) AS
-            CASE
-                WHEN _crm_birth_date_any(raw) BETWEEN DATE '1900-01-01' AND current_date
-                    THEN _crm_birth_date_any(raw)
-            END""",
+            list_transform(
+                [try_cast(array_to_string(_crm_birth_date_parts(raw), '-') AS DATE)],
+                lambda crm_d: CASE WHEN _crm_is_birth_date(crm_d) THEN crm_d END)[1]""",
         """CREATE OR REPLACE TEMP MACRO crm_birth_date_issue(raw) AS
-            CASE
-                WHEN _crm_text(raw) IS NULL THEN NULL
-                WHEN _crm_birth_date_text(raw) IS NULL THEN 'unparseable birth date'
-                WHEN crm_birth_date(raw) IS NULL THEN 'impossible birth date'
-            END""",
-        # Unknown cities keep their spelling (minus a 'г.' prefix, with a capital first letter).
-        f"""CREATE OR REPLACE TEMP MACRO _crm_city_text(raw) AS
-            regexp_replace(
-                regexp_replace(_crm_text(raw), '^(?i:г\\.|г{ws}+|город{ws}+){ws}*', ''),
-                '{ws}+', ' ', 'g')""",
+            list_transform([_crm_birth_date_parts(raw)], lambda crm_p: CASE
+                WHEN crm_p IS NULL
+                    THEN CASE WHEN _crm_text(raw) IS NOT NULL THEN 'unparseable birth date' END
+                WHEN coalesce(_crm_is_birth_date(
+                        try_cast(array_to_string(crm_p, '-') AS DATE)), false)
+                    THEN NULL
+                ELSE 'impossible birth date'
+            END)[1]""",
+        # Unknown cities keep their spelling minus a 'г.' prefix, with a capital first letter.
+        rf"""CREATE OR REPLACE TEMP MACRO _crm_city_text(raw) AS
+            nullif(regexp_replace(
+                regexp_replace(_crm_text(raw), '^(?i:г\.|г{_WS}+|город{_WS}+){_WS}*', ''),
+                '{_WS}+', ' ', 'g'), '')""",
         f"""CREATE OR REPLACE TEMP MACRO crm_city(raw) AS
-            CASE WHEN nullif(_crm_city_text(raw), '') IS NOT NULL THEN coalesce(
-                {_city_map_sql()}[_crm_letters(_crm_city_text(raw))],
-                upper(left(_crm_city_text(raw), 1)) || substr(_crm_city_text(raw), 2))
-            END""",
+            list_transform([_crm_city_text(raw)], lambda crm_c: coalesce(
+                {_city_map_sql()}[_crm_letters(crm_c)],
+                upper(left(crm_c, 1)) || substr(crm_c, 2)))[1]""",
     ]
 
 
 def register_cleaning_functions(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every ``crm_*`` cleaning function on ``con``; safe to call again on the same one.
+    """Create every ``crm_*`` cleaning function on ``con``; safe to call again, on any connection.
 
-    The macros are ``CREATE OR REPLACE TEMP`` (connection-scoped, never written to the warehouse
-    file); the Arrow UDFs are dropped and re-created, since DuckDB refuses a second
-    ``create_function`` under one name. All are declared free of side effects so DuckDB may
-    reorder and deduplicate calls.
+    The two kinds live in different places, so registration treats them differently:
+
+    * The macros are ``CREATE OR REPLACE TEMP``: they belong to this connection only (cursors and
+      other connections do not see them) and are never written to the warehouse file. They are
+      re-created on every call.
+    * DuckDB keeps Python UDFs in the database instance's ``system`` catalog: every connection to
+      the same file in this process (``duckdb.connect(path)`` twice, ``con.cursor()``) sees them,
+      even after the registering connection closes, and a second ``create_function`` under the
+      same name fails. So a UDF is created only when the instance does not have it yet.
+
+    All are declared free of side effects, so DuckDB may reorder and deduplicate calls.
 
     Args:
-        con: the connection that will run the staging SQL. UDFs do not travel to other
-            connections (``con.cursor()`` included), so register on each one that needs them.
+        con: a connection that will run staging SQL. Call this on each connection (or cursor)
+            that needs the macros; it is cheap.
     """
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT function_name FROM duckdb_functions()"
+            " WHERE database_name = 'system' AND function_type = 'scalar'"
+            " AND list_contains($names, function_name)",
+            {"names": list(PYTHON_FUNCTIONS)},
+        ).fetchall()
+    }
     for name, udf in _UDFS.items():
+        if name in present:
+            continue
         try:
-            con.remove_function(name)
-        except duckdb.InvalidInputException:
-            pass  # not registered yet on this connection
-        con.create_function(
-            name,
-            udf,
-            ["VARCHAR"],
-            "VARCHAR",
-            type="arrow",
-            null_handling="special",
-            side_effects=False,
-        )
+            con.create_function(
+                name,
+                udf,
+                ["VARCHAR"],
+                "VARCHAR",
+                type="arrow",
+                null_handling="special",
+                side_effects=False,
+            )
+        except duckdb.CatalogException:
+            pass  # another connection of this instance registered it since the check above
     for statement in _macro_sql():
         con.execute(statement)

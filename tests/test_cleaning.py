@@ -1,0 +1,386 @@
+"""The cleaning functions as staging SQL sees them: registered on a real DuckDB connection.
+
+Each test selects a function over a small ``VALUES`` list and compares with hand-written answers,
+so a change of rule shows up as a failing row, not as a drifted golden file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterator
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from crm_assets import cleaning
+from crm_assets.cleaning import (
+    CITY_ALIASES,
+    CLEANING_FUNCTIONS,
+    clean_email,
+    clean_phone,
+    clear_cleaning_caches,
+    register_cleaning_functions,
+)
+
+
+@pytest.fixture(scope="module")
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect()
+    register_cleaning_functions(connection)
+    yield connection
+    connection.close()
+
+
+def select(con: duckdb.DuckDBPyConnection, expr: str, values: list) -> list:
+    """``expr`` over column ``v`` (and ``v1`` when values are pairs) for each value, in order."""
+    pairs = isinstance(values[0], tuple)
+    columns = list(zip(*values, strict=True)) if pairs else [values]
+    unnests = ", ".join(f"unnest(${n + 1}::VARCHAR[]) AS v{n or ''}" for n in range(len(columns)))
+    sql = (
+        f"SELECT {expr} FROM (SELECT {unnests}, unnest(range(len($1::VARCHAR[]))) AS i) ORDER BY i"
+    )
+    return [r[0] for r in con.execute(sql, [list(c) for c in columns]).fetchall()]
+
+
+BLANKS = [None, "", "   ", "\t", "\u00a0"]
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+def test_registration_creates_every_function_and_is_idempotent() -> None:
+    connection = duckdb.connect()
+    register_cleaning_functions(connection)
+    register_cleaning_functions(connection)  # a second call on one connection must not fail
+    names = {
+        r[0]
+        for r in connection.execute(
+            "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_name LIKE 'crm_%'"
+        ).fetchall()
+    }
+    assert set(CLEANING_FUNCTIONS) <= names
+    assert connection.execute("SELECT crm_email(' A@Mail.ru ')").fetchone() == ("a@mail.ru",)
+    connection.close()
+
+
+def test_registration_on_several_connections_to_one_file(tmp_path) -> None:
+    """UDFs are instance-wide in DuckDB, macros per connection: both orders must work."""
+    path = str(tmp_path / "shared.duckdb")
+    first = duckdb.connect(path)
+    second = duckdb.connect(path)  # same process, same file: the same database instance
+    cursor = first.cursor()
+    try:
+        for connection in (first, second, cursor, first):
+            register_cleaning_functions(connection)
+            got = connection.execute("SELECT crm_email('A@Mail.ru'), crm_city('спб')").fetchone()
+            assert got == ("a@mail.ru", "Санкт-Петербург")
+    finally:
+        cursor.close()
+        second.close()
+        first.close()
+
+
+def test_macros_are_temporary_and_never_reach_the_warehouse_file(tmp_path) -> None:
+    path = str(tmp_path / "warehouse.duckdb")
+    connection = duckdb.connect(path)
+    register_cleaning_functions(connection)
+    connection.execute("CREATE TABLE t AS SELECT crm_city('мск') AS city")
+    connection.close()
+
+    reopened = duckdb.connect(path)
+    try:
+        assert reopened.execute("SELECT city FROM t").fetchone() == ("Москва",)
+        leaked = reopened.execute(
+            "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE '%crm%'"
+        ).fetchall()
+        assert leaked == []
+        with pytest.raises(duckdb.CatalogException):
+            reopened.execute("SELECT crm_city('мск')")
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize("function", CLEANING_FUNCTIONS)
+def test_null_and_blank_give_null(con, function: str) -> None:
+    args = "v, v" if function == "crm_name_key" else "v"
+    assert select(con, f"{function}({args})", BLANKS) == [None] * len(BLANKS)
+
+
+# --- email ----------------------------------------------------------------------------------
+
+EMAILS = [
+    # raw, crm_email, crm_email_key
+    (" Ivan.Petrov@Mail.RU ", "ivan.petrov@mail.ru", "ivan.petrov@mail.ru"),
+    ("Ivan.Petrov+promo@GMAIL.com", "ivan.petrov+promo@gmail.com", "ivanpetrov@gmail.com"),
+    ("i.v.a.n@googlemail.com", "i.v.a.n@googlemail.com", "ivan@gmail.com"),
+    ("IvanPetrov@gmail.com", "ivanpetrov@gmail.com", "ivanpetrov@gmail.com"),
+    ("anna.s+news@yandex.ru", "anna.s+news@yandex.ru", "anna.s@yandex.ru"),
+    ("a.b@yandex.ru", "a.b@yandex.ru", "a.b@yandex.ru"),
+    ("ivan@Яндекс.рф", "ivan@яндекс.рф", "ivan@яндекс.рф"),
+]
+
+
+def test_email_normalises_and_keys(con) -> None:
+    raws = [raw for raw, _, _ in EMAILS]
+    got = select(con, "(crm_email(v), crm_email_key(v), crm_email_issue(v))", raws)
+    assert got == [(email, key, None) for _, email, key in EMAILS]
+
+
+def test_gmail_variants_share_one_key(con) -> None:
+    variants = [
+        "ivan.petrov@gmail.com",
+        "IVANPETROV@gmail.com",
+        "i.van.petrov+shop@googlemail.com",
+        " ivanpetrov+1@GoogleMail.com ",
+    ]
+    assert set(select(con, "crm_email_key(v)", variants)) == {"ivanpetrov@gmail.com"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["bad@", "no-at-sign.ru", "a..b@mail.ru", "x@localhost", "ivan @mail.ru", "@mail.ru", "нет"],
+)
+def test_invalid_email(con, raw: str) -> None:
+    email, key, issue = select(con, "(crm_email(v), crm_email_key(v), crm_email_issue(v))", [raw])[
+        0
+    ]
+    assert (email, key) == (None, None)
+    assert issue.startswith("invalid email: ") and len(issue) > len("invalid email: ")
+
+
+def test_invalid_email_carries_the_validator_message(con) -> None:
+    assert select(con, "crm_email_issue(v)", ["no-at-sign.ru"]) == [
+        "invalid email: An email address must have an @-sign."
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "test@test.ru",
+        "TEST@test.com",
+        "noemail@mail.ru",
+        "no@email.com",
+        "none@yandex.ru",
+        "no-reply@shop.ru",
+        "noreply@shop.ru",
+        "noreply+crm@shop.ru",
+        "example@example.com",
+        "ivan.petrov@example.com",
+    ],
+)
+def test_placeholder_email(con, raw: str) -> None:
+    got = select(con, "(crm_email(v), crm_email_key(v), crm_email_issue(v))", [raw])
+    assert got == [(None, None, "placeholder email")]
+
+
+def test_email_and_issue_share_one_parse_per_distinct_value(con, monkeypatch) -> None:
+    calls: list[str] = []
+    real = cleaning.validate_email
+
+    def counting(value, **kwargs):
+        calls.append(value)
+        return real(value, **kwargs)
+
+    monkeypatch.setattr(cleaning, "validate_email", counting)
+    clear_cleaning_caches()
+    distinct = [f"user{i}@mail.ru" for i in range(7)] + ["bad@"]
+    rows = [distinct[i % len(distinct)] for i in range(5000)]  # spans several DuckDB vectors
+    got = select(con, "(crm_email(v), crm_email_key(v), crm_email_issue(v))", rows)
+    assert sorted(calls) == sorted(distinct)
+    assert got == [tuple(clean_email(r)) for r in rows]  # answers land on their own rows
+
+
+# --- phone ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("8 (916) 123-45-67", "+79161234567"),
+        ("+7 916 1234567", "+79161234567"),
+        ("79161234567", "+79161234567"),
+        ("8-916-123-45-67", "+79161234567"),
+        ("9161234567", "+79161234567"),
+        (" +7(916)123 45 67 ", "+79161234567"),
+        ("тел. 8 916 123-45-67", "+79161234567"),
+        ("+7 (495) 123-45-67", "+74951234567"),
+        ("8 800 555-35-35", "+78005553535"),
+        ("+7 901 234-56-78", "+79012345678"),  # a real number, not a keyboard run
+        ("+44 20 7946 0958", "+442079460958"),
+        ("8 10 44 20 7946 0958", "+442079460958"),  # 8 10 is the Russian international prefix
+    ],
+)
+def test_phone_e164(con, raw: str, expected: str) -> None:
+    assert select(con, "(crm_phone(v), crm_phone_issue(v))", [raw]) == [(expected, None)]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0000000000",
+        "9999999999",
+        "+7 000 000-00-00",
+        "8 (999) 999-99-99",
+        "77777777777",
+        "1234567890",
+        "+7 123 456-78-90",
+        "0123456789",
+        "9876543210",
+    ],
+)
+def test_placeholder_phone(con, raw: str) -> None:
+    assert select(con, "(crm_phone(v), crm_phone_issue(v))", [raw]) == [(None, "placeholder phone")]
+
+
+@pytest.mark.parametrize("raw", ["12345", "abc", "+7 916 123", "8 (016) 123-45-67", "-"])
+def test_invalid_phone(con, raw: str) -> None:
+    assert select(con, "(crm_phone(v), crm_phone_issue(v))", [raw]) == [(None, "invalid phone")]
+
+
+def test_phone_folding_agrees_with_the_library(con) -> None:
+    """The UDF folds +7/7/8/bare shapes to one key before parsing; the answer must not change."""
+    rng = random.Random(20240)
+    nationals = ["".join(rng.choice("0123456789") for _ in range(10)) for _ in range(500)]
+    nationals += ["1044207946", "1012345678", "8005553535", "7012345678"]
+    raws = [
+        shape.format(n=n, a=n[:3], b=n[3:6], c=n[6:8], d=n[8:])
+        for n in nationals
+        for shape in ("+7{n}", "7{n}", "8{n}", "{n}", "8 ({a}) {b}-{c}-{d}", "+7 {a} {b}{c}{d}")
+    ]
+    clear_cleaning_caches()
+    got = select(con, "(crm_phone(v), crm_phone_issue(v))", raws)
+    clear_cleaning_caches()
+    assert got == [tuple(clean_phone(r)) for r in raws]
+
+
+# --- names, gender, booleans, decimals ------------------------------------------------------
+
+
+def test_name_key(con) -> None:
+    pairs = [
+        ("Иван", "Петров"),
+        ("Петров", "Иван"),
+        ("  ИВАН ", "петров"),
+        ("Ёлкина", "Анна-Мария"),
+        ("O'Brien", "John"),
+        ("Петров  Иван", ""),
+        ("IVAN", None),
+        (None, "  "),
+        ("123", "!!"),
+    ]
+    assert select(con, "crm_name_key(v, v1)", pairs) == [
+        "иван петров",
+        "иван петров",
+        "иван петров",
+        "аннамария елкина",
+        "john obrien",
+        "иван петров",
+        "ivan",
+        None,
+        None,
+    ]
+
+
+def test_gender(con) -> None:
+    raws = ["М", "m", "Male", " МУЖ ", "мужской", "Муж.", "Ж", "f", "FEMALE", "жен", "Женский"]
+    raws += ["x", "?", "мж"]
+    assert select(con, "crm_gender(v)", raws) == ["male"] * 6 + ["female"] * 5 + [None] * 3
+
+
+def test_bool(con) -> None:
+    raws = ["true", "T", "1", "Yes", "y", " ДА ", "false", "F", "0", "no", "N", "Нет"]
+    raws += ["maybe", "2", "tru"]
+    assert select(con, "crm_bool(v)", raws) == [True] * 6 + [False] * 6 + [None] * 3
+
+
+def test_decimal(con) -> None:
+    cases = {
+        "123.50": Decimal("123.50"),
+        "123,50": Decimal("123.50"),
+        " 1 234,50 ": Decimal("1234.50"),
+        "1\u00a0234,5": Decimal("1234.50"),
+        "1234": Decimal("1234.00"),
+        "-15,5": Decimal("-15.50"),  # negatives kept: staging decides
+        "1.234,50": Decimal("1234.50"),
+        "1,234.50": Decimal("1234.50"),
+        "1,234": Decimal("1.23"),  # a lone comma is the decimal point
+        "abc": None,
+        "12.345.678": None,
+        "1,2,3": None,
+    }
+    assert select(con, "crm_decimal(v)", list(cases)) == list(cases.values())
+    assert con.execute("SELECT typeof(crm_decimal('1'))").fetchone() == ("DECIMAL(12,2)",)
+
+
+# --- birth dates ----------------------------------------------------------------------------
+
+
+def test_birth_date_formats(con) -> None:
+    yy = dt.date.today().year % 100
+    cases = {
+        "1990-03-15": dt.date(1990, 3, 15),
+        "15.03.1990": dt.date(1990, 3, 15),
+        "15/03/90": dt.date(1990, 3, 15),
+        "5.3.1990": dt.date(1990, 3, 5),
+        "15-03-1990": dt.date(1990, 3, 15),
+        " 1990-03-15 00:00:00 ": dt.date(1990, 3, 15),
+        "1990-03-15T10:30:00+03:00": dt.date(1990, 3, 15),
+        "03/04/1990": dt.date(1990, 4, 3),  # day first
+        "01/01/00": dt.date(2000, 1, 1),
+        f"01/01/{yy:02d}": dt.date(2000 + yy, 1, 1),  # this year's two digits: 20xx
+        f"01/01/{yy + 1:02d}": dt.date(1900 + yy + 1, 1, 1),  # next year's two digits: 19xx
+        "1900-01-01": dt.date(1900, 1, 1),
+    }
+    got = select(con, "(crm_birth_date(v), crm_birth_date_issue(v))", list(cases))
+    assert got == [(d, None) for d in cases.values()]
+
+
+def test_birth_date_issues(con) -> None:
+    next_year = dt.date.today().year + 1
+    cases = {
+        # Decision: a value in a date shape whose parts make no calendar date is *impossible*,
+        # not unparseable: it was read, and the source holds a wrong date for this person.
+        "31.02.1990": "impossible birth date",
+        "15.13.1990": "impossible birth date",
+        "1899-12-31": "impossible birth date",
+        f"01.01.{next_year}": "impossible birth date",  # in the future
+        "abc": "unparseable birth date",
+        "15 марта 1990": "unparseable birth date",
+        "1990": "unparseable birth date",
+        "15.03.990": "unparseable birth date",
+        "1990/03/1990": "unparseable birth date",
+    }
+    got = select(con, "(crm_birth_date(v), crm_birth_date_issue(v))", list(cases))
+    assert got == [(None, issue) for issue in cases.values()]
+
+
+# --- city -----------------------------------------------------------------------------------
+
+
+def test_every_city_alias_maps_to_its_city(con) -> None:
+    raws, expected = [], []
+    for canonical, aliases in CITY_ALIASES.items():
+        for alias in (canonical, *aliases):
+            for variant in (alias, f"  {alias.upper()} ", alias.lower()):
+                raws.append(variant)
+                expected.append(canonical)
+    assert select(con, "crm_city(v)", raws) == expected
+
+
+def test_city_prefix_and_unknown_cities(con) -> None:
+    cases = {
+        "г. Москва": "Москва",
+        "город Казань": "Казань",
+        "г Екатеринбург": "Екатеринбург",
+        "г.Новосибирск": "Новосибирск",
+        "Ленинград": "Санкт-Петербург",
+        " тверь ": "Тверь",
+        "нижний  новгород": "Нижний новгород",
+        "г. Тверь": "Тверь",
+        "Tver": "Tver",
+        "Гатчина": "Гатчина",
+    }
+    assert select(con, "crm_city(v)", list(cases)) == list(cases.values())
