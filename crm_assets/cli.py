@@ -112,6 +112,81 @@ def _cmd_dedupe_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_of(args: argparse.Namespace, settings: Settings) -> date:
+    return date.fromisoformat(args.as_of) if args.as_of else settings.yesterday()
+
+
+def _cmd_versions(args: argparse.Namespace) -> int:
+    from crm_assets.versions import versions_command
+
+    return versions_command(load_settings(), args.name)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from crm_assets.versions import plan_command
+
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    return plan_command(settings, as_of=_as_of(args, settings), as_json=args.json,
+                        apply=args.apply, instance=dg.DagsterInstance.get())
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from crm_assets.lineage import lineage_command
+
+    return lineage_command(load_settings(), args.column)
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from crm_assets.dialects import compile_command
+
+    settings = load_settings()
+    return compile_command(settings, args.name, args.dialect, _as_of(args, settings))
+
+
+def _cmd_customer(args: argparse.Namespace) -> int:
+    from crm_assets.warehouse import connect
+
+    settings = load_settings()
+    with connect(settings.warehouse_path, read_only=True) as con:
+        if args.source:
+            row = con.execute("SELECT customer_id FROM core.customer_identity "
+                              "WHERE source_customer_id = ?", [args.id]).fetchone()
+            if row is None:
+                print(f"no source record {args.id!r}", file=sys.stderr)
+                return 1
+            given = row[0]
+        else:
+            try:
+                given = int(args.id)
+            except ValueError:
+                print(f"customer_id must be a number (or use --source for {args.id!r})",
+                      file=sys.stderr)
+                return 2
+        row = con.execute("SELECT customer_id, is_merged FROM core.customer_ids "
+                          "WHERE any_customer_id = ?", [given]).fetchone()
+        if row is None:
+            print(f"unknown customer_id {given}", file=sys.stderr)
+            return 1
+        customer_id, merged = row
+        if merged:
+            print(f"customer_id {given} was merged into {customer_id}")
+        golden = con.execute("SELECT * FROM core.customers WHERE customer_id = ?", [customer_id])
+        names = [d[0] for d in golden.description]
+        for name, value in zip(names, golden.fetchone(), strict=True):
+            print(f"  {name:<22} {value}")
+        sources = con.execute("SELECT source_customer_id, match_rule FROM core.customer_identity "
+                              "WHERE customer_id = ? ORDER BY 1", [customer_id]).fetchall()
+        print("source records: " + ", ".join(f"{s} ({r})" for s, r in sources))
+        segments = con.execute("SELECT segment, valid_from FROM marts.segment_membership_history "
+                               "WHERE customer_id = ? AND valid_to IS NULL ORDER BY 1",
+                               [customer_id]).fetchall()
+        print("segments now: " + (", ".join(f"{s} (since {d})" for s, d in segments) or "none"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,9 +218,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=7)
     p.set_defaults(func=_cmd_summary)
 
+    p = sub.add_parser("customer", help="look a person up by any id they ever had")
+    p.add_argument("id", help="a customer_id (merged-away ids resolve) or, with --source, a "
+                              "source system's customer id")
+    p.add_argument("--source", action="store_true", help="ID is a source customer id")
+    p.set_defaults(func=_cmd_customer)
+
     p = sub.add_parser("dedupe-report", help="precision/recall of identity against a truth file")
     p.add_argument("--truth", help="truth CSV (default: <input>/_truth/customers.csv)")
     p.set_defaults(func=_cmd_dedupe_report)
+
+    p = sub.add_parser("versions", help="a definition's materialised versions, with SQL diffs")
+    p.add_argument("name", help="layer.name, or a name unique across layers")
+    p.set_defaults(func=_cmd_versions)
+
+    p = sub.add_parser("plan", help="what to rebuild because definitions on disk changed")
+    p.add_argument("--as-of", help="as-of date of segments (YYYY-MM-DD, default yesterday)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--apply", action="store_true", help="launch the runs that rebuild it")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("lineage", help="upstream columns of a column, down to raw")
+    p.add_argument("column", help="NAME.COLUMN, e.g. segments.croissant_buyers.customer_id")
+    p.set_defaults(func=_cmd_lineage)
+
+    from crm_assets.dialects import TARGETS
+
+    p = sub.add_parser("compile", help="a definition transpiled to another SQL dialect")
+    p.add_argument("name", help="layer.name, or a name unique across layers")
+    p.add_argument("--dialect", choices=TARGETS, required=True)
+    p.add_argument("--as-of", help="date bound to as_of_date() (YYYY-MM-DD, default yesterday)")
+    p.set_defaults(func=_cmd_compile)
     return parser
 
 

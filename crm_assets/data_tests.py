@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dagster as dg
+if TYPE_CHECKING:
+    import dagster as dg
 
 KNOWN = ("not_null", "unique", "accepted_values", "relationships", "expression")
 
@@ -42,8 +44,12 @@ class TestDeclarationError(ValueError):
 
 
 @dataclass(frozen=True)
-class TestSpec:
-    """One declared test: the Dagster check spec and the SQL that counts failing rows."""
+class TestDeclaration:
+    """One declared test, checked but not yet bound to an asset: what the catalogue validates.
+
+    Building it needs no Dagster, so ``crm validate`` and the catalogue loader check every
+    ``tests:`` entry of every file when they load it, not when a run first executes the check.
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -51,7 +57,15 @@ class TestSpec:
     kind: str
     args: dict
     blocking: bool
-    spec: dg.AssetCheckSpec
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of the tested table this test names (each must be an output column)."""
+        if self.kind in ("not_null", "unique"):
+            return list(self.args["columns"])
+        if self.kind in ("accepted_values", "relationships"):
+            return [self.args["column"]]
+        return []
 
     def failing_count_sql(self, relation: str) -> str:
         a = self.args
@@ -66,21 +80,31 @@ class TestSpec:
         if self.kind == "accepted_values":
             values = ", ".join(_lit(v) for v in a["values"])
             col = _q(a["column"])
-            return f"SELECT count(*) FROM {relation} WHERE {col} IS NOT NULL AND {col} NOT IN ({values})"
+            return (f"SELECT count(*) FROM {relation} WHERE {col} IS NOT NULL AND {col} NOT IN "
+                    f"({values})")
         if self.kind == "relationships":
             col, field = _q(a["column"]), _q(a.get("field", a["column"]))
             return (f"SELECT count(*) FROM {relation} AS child WHERE child.{col} IS NOT NULL AND "
                     f"NOT EXISTS (SELECT 1 FROM {a['to']} AS parent WHERE parent.{field} = "
                     f"child.{col})")
         if self.kind == "expression":
-            return f"SELECT count(*) FROM {relation} WHERE NOT coalesce(({a['sql']}), false)"
+            return f"SELECT count(*) FROM {relation} WHERE NOT coalesce(({a['sql']}\n), false)"
         raise AssertionError(self.kind)
 
 
+@dataclass(frozen=True)
+class TestSpec(TestDeclaration):
+    """One declared test bound to an asset: the Dagster check spec and its SQL."""
+
+    __test__ = False
+
+    spec: dg.AssetCheckSpec
+
+
 def _columns(value) -> list[str]:
-    if isinstance(value, str):
+    if isinstance(value, str) and value:
         return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value) and value:
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
         return value
     raise TestDeclarationError(f"expected a column name or a list of them, got {value!r}")
 
@@ -89,27 +113,38 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")[:60]
 
 
-def parse_test(entry, key: dg.AssetKey) -> TestSpec:
-    """One header ``tests:`` entry to a :class:`TestSpec`; raises TestDeclarationError."""
+def parse_declaration(entry) -> TestDeclaration:
+    """One header ``tests:`` entry to a :class:`TestDeclaration`; raises TestDeclarationError.
+
+    Only the shape is checked here; that the columns exist and that an ``expression`` binds and
+    calls only allowed functions is checked by the catalogue, which knows the output schema.
+    """
     if isinstance(entry, str):
-        raise TestDeclarationError(f"test {entry!r} needs arguments, e.g. '- not_null: column'")
+        if entry in KNOWN:
+            raise TestDeclarationError(
+                f"test {entry!r} needs arguments, e.g. '- {entry}: column'")
+        raise TestDeclarationError(
+            f"unknown test {entry!r}; expected one of {', '.join(KNOWN)}")
     if not isinstance(entry, dict):
-        raise TestDeclarationError(f"cannot read test {entry!r}")
+        raise TestDeclarationError(f"cannot read test {entry!r}; expected '- kind: arguments'")
     entry = dict(entry)
     severity = str(entry.pop("severity", "error"))
     if severity not in ("error", "warn"):
         raise TestDeclarationError(f"severity must be error or warn, got {severity!r}")
     kinds = [k for k in entry if k in KNOWN]
-    if len(kinds) != 1:
+    extra = [str(k) for k in entry if k not in KNOWN]
+    if len(kinds) != 1 or extra:
         raise TestDeclarationError(
-            f"each test names exactly one of {', '.join(KNOWN)}; got {', '.join(map(str, entry))}")
+            f"each test names exactly one of {', '.join(KNOWN)} (and optionally severity); "
+            f"got {', '.join(map(str, entry)) or 'nothing'}")
     kind = kinds[0]
     value = entry[kind]
     if kind in ("not_null", "unique"):
         args = {"columns": _columns(value)}
         name = f"{kind}_{'_'.join(args['columns'])}"
     elif kind == "accepted_values":
-        if not isinstance(value, dict) or "column" not in value or "values" not in value:
+        if (not isinstance(value, dict) or "column" not in value
+                or not isinstance(value.get("values"), list) or not value["values"]):
             raise TestDeclarationError("accepted_values needs {column: ..., values: [...]}")
         args = {"column": str(value["column"]), "values": list(value["values"])}
         name = f"accepted_values_{args['column']}"
@@ -117,31 +152,59 @@ def parse_test(entry, key: dg.AssetKey) -> TestSpec:
         if not isinstance(value, dict) or "column" not in value or "to" not in value:
             raise TestDeclarationError("relationships needs {column: ..., to: layer.table}")
         if not re.fullmatch(r"[a-z_]+\.[a-z0-9_]+", str(value["to"])):
-            raise TestDeclarationError(f"relationships 'to' must be layer.table, got {value['to']!r}")
+            raise TestDeclarationError(
+                f"relationships 'to' must be layer.table, got {value['to']!r}")
         args = {"column": str(value["column"]), "to": str(value["to"]),
                 "field": str(value.get("field", value["column"]))}
         name = f"relationships_{args['column']}_{args['to'].replace('.', '_')}"
     else:
         if isinstance(value, str):
             value = {"sql": value}
-        if not isinstance(value, dict) or "sql" not in value:
+        if not isinstance(value, dict) or not str(value.get("sql") or "").strip():
             raise TestDeclarationError("expression needs a SQL condition: '- expression: a >= 0'")
         args = {"sql": str(value["sql"])}
         name = "expression_" + _slug(str(value.get("name") or value["sql"]))
-    blocking = severity == "error"
-    spec = dg.AssetCheckSpec(name=name, asset=key, blocking=blocking,
-                             description=f"{kind} {args}" + ("" if blocking else " (warn)"))
-    return TestSpec(name=name, kind=kind, args=args, blocking=blocking, spec=spec)
+    return TestDeclaration(name=name, kind=kind, args=args, blocking=severity == "error")
+
+
+def declared_tests(definition) -> list[TestDeclaration]:
+    """Grain tests (unique + not_null, blocking) followed by the header's declared tests.
+
+    Raises:
+        TestDeclarationError: an entry cannot be understood (the first such entry).
+    """
+    decls: list[TestDeclaration] = []
+    if definition.grain:
+        decls.append(parse_declaration({"unique": definition.grain}))
+        decls.append(parse_declaration({"not_null": definition.grain}))
+    for entry in definition.tests:
+        decl = parse_declaration(entry)
+        if decl.name not in {d.name for d in decls}:
+            decls.append(decl)
+    return decls
+
+
+def bind(decl: TestDeclaration, key: dg.AssetKey) -> TestSpec:
+    """``decl`` as an asset check of the asset ``key``."""
+    import dagster as dg
+
+    spec = dg.AssetCheckSpec(name=decl.name, asset=key, blocking=decl.blocking,
+                             description=f"{decl.kind} {decl.args}"
+                             + ("" if decl.blocking else " (warn)"))
+    return TestSpec(name=decl.name, kind=decl.kind, args=decl.args, blocking=decl.blocking,
+                    spec=spec)
+
+
+def parse_test(entry, key: dg.AssetKey) -> TestSpec:
+    """One header ``tests:`` entry to a :class:`TestSpec`; raises TestDeclarationError."""
+    return bind(parse_declaration(entry), key)
 
 
 def parse_tests(definition, key: dg.AssetKey) -> list[TestSpec]:
-    """Grain tests (unique + not_null, blocking) followed by the header's declared tests."""
-    specs: list[TestSpec] = []
-    if definition.grain:
-        specs.append(parse_test({"unique": definition.grain}, key))
-        specs.append(parse_test({"not_null": definition.grain}, key))
-    for entry in definition.tests:
-        spec = parse_test(entry, key)
-        if spec.name not in {s.name for s in specs}:
-            specs.append(spec)
-    return specs
+    """Grain tests (unique + not_null, blocking) followed by the header's declared tests.
+
+    A definition loaded by the catalogue carries its checked declarations; they are reused.
+    """
+    checked = getattr(definition, "declarations", None)
+    decls = [decl for decl, _ in checked] if checked else declared_tests(definition)
+    return [bind(decl, key) for decl in decls]

@@ -10,7 +10,9 @@ from datetime import timedelta
 
 import dagster as dg
 
-from crm_assets.factory import AS_OF_TAG, Warehouse, build_catalog_assets
+from crm_assets.contracts import SOURCES
+from crm_assets.factory import AS_OF_TAG, POOL, Warehouse, build_catalog_assets
+from crm_assets.landing import build_landing_sensor, landing_targets
 from crm_assets.partitions import daily_partitions
 from crm_assets.python_assets import (
     build_event_daily_counts,
@@ -19,6 +21,7 @@ from crm_assets.python_assets import (
     external_tables,
     producers,
 )
+from crm_assets.quality import build_freshness_checks
 from crm_assets.settings import Settings, load_settings
 from crm_assets.sql_catalog import Catalog, load_catalog
 
@@ -49,6 +52,19 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     daily_events = dg.define_asset_job(
         "daily_events", selection=events.upstream(), partitions_def=partitions_def,
         description="One day of events (and what they read).")
+    freshness_checks = build_freshness_checks(settings, pool=POOL)
+    check_freshness = dg.define_asset_job(
+        "check_freshness", selection=dg.AssetSelection.checks(freshness_checks),
+        description="Only the raw tables' freshness checks (hours since a new file).")
+    landing = build_landing_sensor(settings.landing_dir, unpartitioned,
+                                   landing_targets(assets, SOURCES))
+
+    @dg.schedule(job=check_freshness, cron_schedule="15 * * * *",
+                 execution_timezone=settings.business_timezone,
+                 default_status=dg.DefaultScheduleStatus.STOPPED)
+    def hourly_freshness(context: dg.ScheduleEvaluationContext):
+        """Every hour, whether each raw table received a new file within its limit."""
+        return dg.RunRequest()
 
     @dg.schedule(job=daily_events, cron_schedule="30 2 * * *",
                  execution_timezone=settings.business_timezone,
@@ -69,8 +85,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
 
     return dg.Definitions(
         assets=assets,
-        jobs=[build_all, unpartitioned, daily_events],
-        schedules=[nightly_events, nightly_segments],
+        asset_checks=[freshness_checks],
+        jobs=[build_all, unpartitioned, daily_events, check_freshness],
+        schedules=[nightly_events, nightly_segments, hourly_freshness],
+        sensors=[landing],
         resources={"warehouse": Warehouse(database=str(settings.warehouse_path),
                                            business_timezone=settings.business_timezone)},
     )

@@ -25,8 +25,10 @@ from dagster_duckdb import DuckDBResource
 
 from crm_assets.data_tests import TestSpec, parse_tests
 from crm_assets.functions import set_as_of_date, set_business_timezone
+from crm_assets.lineage import lineage_metadata
+from crm_assets.quality import staging_python_checks
 from crm_assets.settings import Settings
-from crm_assets.sql_catalog import Catalog, Definition
+from crm_assets.sql_catalog import Catalog, Definition, Schema
 from crm_assets.warehouse import ensure_schemas, prepare_connection, transaction
 
 POOL = "duckdb_writer"
@@ -148,9 +150,13 @@ def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str
         has_raw = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = ?",
             [d.name]).fetchone()[0]
+        # The raw row by a join, not a correlated subquery: DuckDB then builds the hash table on
+        # the few rejects and turns only matched raw rows into JSON (5x faster at 8M orders).
+        raw_join = ""
         if has_raw and {"_file_sha256", "_row_number"} <= set(columns):
-            raw_json = (f"(SELECT to_json(r) FROM {raw_table} r WHERE r._file_sha256 = "
-                        "s._file_sha256 AND r._row_number = s._row_number)")
+            raw_json = "to_json(r)"
+            raw_join = (f" LEFT JOIN {raw_table} r ON r._file_sha256 = s._file_sha256 "
+                        "AND r._row_number = s._row_number")
         else:
             raw_json = "to_json(s)"
         file_col = "s._source_file" if "_source_file" in columns else "NULL"
@@ -162,7 +168,7 @@ def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str
             con.execute("DELETE FROM staging.rejects WHERE table_name = ?", [d.name])
             con.execute(
                 f"INSERT INTO staging.rejects SELECT ?, {file_col}, {sha_col}, {row_col}, "
-                f"s._reject_reason, {raw_json}, now() FROM _staged s "
+                f"s._reject_reason, {raw_json}, now() FROM _staged s{raw_join} "
                 "WHERE s._reject_reason IS NOT NULL", [d.name])
             _record_version(con, d, run_id)
         con.execute("DROP TABLE _staged")
@@ -257,19 +263,33 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
 
 
 def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], settings: Settings,
-                    partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """One asset for one definition; its deps are the producers of the tables it reads."""
+                    partitions_def: dg.PartitionsDefinition,
+                    upstream_schemas: Mapping[str, Schema] | None = None) -> dg.AssetsDefinition:
+    """One asset for one definition; its deps are the producers of the tables it reads.
+
+    With ``upstream_schemas`` (the columns of each table in ``d.deps``), every materialisation
+    also records its column lineage (``dagster/column_lineage``), computed then, never at load.
+    """
     key = asset_key(d.table)
+
+    def column_lineage(context: dg.AssetExecutionContext) -> dict:
+        def key_of(table: str) -> dg.AssetKey | None:  # only tables that are assets of their own
+            own = asset_key(table)
+            return own if list(producers.get(table, [own])) == [own] else None
+
+        return lineage_metadata(d, upstream_schemas, key_of, context.log)
+
     deps = sorted({k for dep in d.deps for k in producers.get(dep, [asset_key(dep)])},
                   key=lambda k: k.to_user_string())
     specs = _check_specs(d, key)
+    python_checks = staging_python_checks(d.layer, d.name, [n for n, _ in d.schema])
     kinds = {"duckdb", "sql"}
     tags = {t: "" for t in d.tags if t.replace("_", "").isalnum()}
     common = dict(
         key=key, deps=deps, group_name=d.layer, description=d.description or None,
         code_version=d.version, kinds=kinds, pool=POOL, tags=tags,
         owners=[d.owner] if d.owner and "@" in str(d.owner) else None,
-        check_specs=[s.spec for s in specs] or None,
+        check_specs=[s.spec for s in specs] + [c.spec for c in python_checks] or None,
         metadata={"path": d.display_path, "kind": d.kind, "grain": ", ".join(d.grain)},
     )
 
@@ -291,6 +311,7 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
             meta = _common_metadata(d, rows)
             meta.update({"window_start": start.isoformat(), "window_end": end.isoformat(),
                          "days": days})
+            meta.update(column_lineage(context))
             return dg.MaterializeResult(metadata=meta, check_results=checks or None)
 
         return _event
@@ -308,6 +329,7 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
             meta = _common_metadata(d, stats["members"])
             meta.update({"as_of_date": as_of.isoformat(), "entered": stats["entered"],
                          "exited": stats["exited"]})
+            meta.update(column_lineage(context))
             return dg.MaterializeResult(metadata=meta, check_results=checks or None)
 
         return _segment
@@ -318,11 +340,13 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
             set_as_of_date(con, resolve_as_of(context, settings))
             rows = materialize_model(con, d, context.run.run_id)
             checks = _run_checks(con, specs, d.table, key)
+            checks += [c.evaluate(con) for c in python_checks]
             meta = _common_metadata(d, rows)
             if d.layer == "staging":
                 meta["rejected_rows"] = con.execute(
                     "SELECT count(*) FROM staging.rejects WHERE table_name = ?", [d.name]
                 ).fetchone()[0]
+        meta.update(column_lineage(context))
         return dg.MaterializeResult(metadata=meta, check_results=checks or None)
 
     return _model
@@ -331,7 +355,9 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
 def build_catalog_assets(catalog: Catalog, producers: Mapping[str, list[dg.AssetKey]],
                          settings: Settings, partitions_def: dg.PartitionsDefinition
                          ) -> list[dg.AssetsDefinition]:
-    return [build_sql_asset(d, producers, settings, partitions_def) for d in catalog.definitions]
+    return [build_sql_asset(d, producers, settings, partitions_def,
+                            {dep: catalog.schema_of(dep) for dep in d.deps})
+            for d in catalog.definitions]
 
 
 def now_utc() -> datetime:

@@ -12,6 +12,7 @@ import dagster as dg
 from crm_assets.contracts import SOURCES
 from crm_assets.factory import POOL, Warehouse, asset_key
 from crm_assets.ingest import SourceFileError, load_source, raw_schema
+from crm_assets.quality import freshness
 from crm_assets.settings import Settings
 from crm_assets.sql_catalog import Catalog, Schema
 
@@ -69,29 +70,44 @@ def _raw_asset(name: str, description: str, settings: Settings) -> dg.AssetsDefi
         for c in source.columns])
 
     @dg.asset(key=["raw", name], group_name="raw", kinds={"duckdb", "csv"}, pool=POOL,
-              description=f"{description} Append-only landing of {name}.csv files.",
+              description=f"{description} Append-only landing of {name} CSV files "
+                          "(input and landing folders), each file once.",
               metadata={"dagster/column_schema": columns, "required": source.required})
     def _raw(context: dg.AssetExecutionContext, warehouse: Warehouse):
         with warehouse.connect() as con:
             try:
-                results = load_source(con, name, settings.input_dir, run_id=context.run.run_id)
+                load = load_source(con, name, settings.input_dir,
+                                   landing_dir=settings.landing_dir, run_id=context.run.run_id)
             except SourceFileError as err:
                 raise dg.Failure(str(err)) from err
             total = con.execute(f"SELECT count(*) FROM raw.{name}").fetchone()[0]
-        loaded = [r for r in results if not r.skipped]
+            fresh = freshness(con, name, settings.freshness_limit_hours(name))
+        loaded = load.loaded
         for r in loaded:
-            context.log.info(f"loaded {r.rows} rows from {r.source_file}"
-                             + (f" ({r.parse_errors} malformed)" if r.parse_errors else "")
+            context.log.info(f"loaded {r.rows} rows from {r.source_file} ({r.encoding}, "
+                             f"{r.delimiter!r})"
+                             + (f", {r.parse_errors} malformed" if r.parse_errors else "")
                              + (f"; ignored columns {r.ignored_columns}" if r.ignored_columns
                                 else ""))
-        return dg.MaterializeResult(metadata={
+        metadata = {
             "dagster/row_count": int(total),
             "dagster/table_name": f"raw.{name}",
             "files_loaded": dg.MetadataValue.json([r.source_file for r in loaded]),
-            "files_already_loaded": len(results) - len(loaded),
+            "files_already_loaded": len(load.results) - len(loaded),
+            "files_refused": len(load.refused),
             "rows_appended": sum(r.rows for r in loaded),
             "malformed_records": sum(r.parse_errors for r in loaded),
-        })
+            "freshness_limit_hours": fresh.limit_hours,
+        }
+        if fresh.age_hours is not None:
+            metadata["hours_since_new_file"] = round(fresh.age_hours, 2)
+        if load.refused:
+            raise dg.Failure(
+                description=f"{len(load.refused)} file(s) of {name} refused, nothing of them "
+                            "loaded (other files were); fix and drop them again:\n"
+                            + "\n".join(load.refused),
+                metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata)
 
     return _raw
 

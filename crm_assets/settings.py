@@ -8,10 +8,12 @@ build definitions against a temporary warehouse without touching the process env
 |---|---|---|
 | ``project_dir`` | ``CRM_PROJECT_DIR`` | the folder holding ``crm_assets/`` |
 | ``input_dir`` | ``CRM_INPUT_DIR`` | ``<project>/seeds`` |
+| ``landing_dir`` | ``CRM_LANDING_DIR`` | ``<project>/landing`` (the ``landing`` sensor) |
 | ``warehouse_path`` | ``CRM_WAREHOUSE`` | ``<project>/warehouse/crm.duckdb`` |
 | ``business_timezone`` | ``CRM_TIMEZONE`` | ``Europe/Moscow`` |
 | ``partition_start`` | ``CRM_PARTITION_START`` | ``2025-01-01`` |
 | ``demo_as_of`` | ``CRM_DEMO_AS_OF`` | ``2026-06-30`` (the last day of the shipped seeds) |
+| ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from zoneinfo import ZoneInfo
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_PROJECT_DIR = PACKAGE_DIR.parent
 
+DEFAULT_FRESHNESS_HOURS: dict[str, float] = {
+    "customers": 36, "orders": 36, "order_items": 36, "interactions": 36, "sessions": 36,
+    "stores": 24 * 30, "products": 24 * 30,
+}
+"""Hours a raw table may go without a newly loaded file before its freshness check warns: daily
+exports get a day and a half (one missed night is late, not yet alarming), reference tables a month.
+``[tool.crm.freshness_hours]`` overrides per table."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -38,6 +48,7 @@ class Settings:
     partition_start: date = date(2025, 1, 1)
     demo_as_of: date = date(2026, 6, 30)
     freshness_hours: dict[str, float] = field(default_factory=dict)
+    landing_dir: Path | None = None
 
     @property
     def sql_dir(self) -> Path:
@@ -51,6 +62,10 @@ class Settings:
         """The default as-of date of a manual run: yesterday in the business time zone."""
         now = now or datetime.now(tz=self.zone)
         return now.astimezone(self.zone).date() - timedelta(days=1)
+
+    def freshness_limit_hours(self, table: str) -> float:
+        """The freshness limit of ``raw.<table>``: configured, else the default, else 36 hours."""
+        return float(self.freshness_hours.get(table, DEFAULT_FRESHNESS_HOURS.get(table, 36)))
 
     def with_overrides(self, **kwargs) -> Settings:
         return replace(self, **kwargs)
@@ -76,6 +91,7 @@ def load_settings(**overrides) -> Settings:
 
     input_dir = Path(pick("input_dir", "CRM_INPUT_DIR", "seeds"))
     warehouse = Path(pick("warehouse_path", "CRM_WAREHOUSE", "warehouse/crm.duckdb"))
+    landing = Path(pick("landing_dir", "CRM_LANDING_DIR", "landing"))
     settings = Settings(
         project_dir=project_dir,
         input_dir=input_dir if input_dir.is_absolute() else project_dir / input_dir,
@@ -86,6 +102,7 @@ def load_settings(**overrides) -> Settings:
         ),
         demo_as_of=date.fromisoformat(str(pick("demo_as_of", "CRM_DEMO_AS_OF", "2026-06-30"))),
         freshness_hours={k: float(v) for k, v in tool.get("freshness_hours", {}).items()},
+        landing_dir=landing if landing.is_absolute() else project_dir / landing,
     )
     ZoneInfo(settings.business_timezone)  # fail early on a misspelt zone
     return replace(settings, **overrides) if overrides else settings

@@ -1,11 +1,17 @@
 """The SQL catalogue: every ``sql/<layer>/<name>.sql`` file is one definition of ``<layer>.<name>``.
 
-Loading a catalogue never needs a warehouse. :func:`load_catalog` reads the files, parses each with
-sqlglot (one read-only ``SELECT``, dependencies, fingerprint) and with DuckDB's own parser (the
-functions and table functions it calls, checked against an allow-list), then builds every definition
-as a *view* in an in-memory DuckDB over empty tables typed by the input contract, in dependency
-order. DuckDB itself then reports unknown tables and columns, and ``DESCRIBE`` gives every output
-schema. All problems of all files are collected in one pass as ``path:line:col: message``.
+Loading a catalogue never needs a warehouse. :func:`load_catalog` reads the files and checks each
+with DuckDB's own parser (exactly one read-only ``SELECT``; the functions and table functions it
+calls, against the allow-list of :mod:`crm_assets.functions`; no string used as a table) and with
+sqlglot (dependencies, output columns, fingerprint). It then binds every definition, in dependency
+order, in an in-memory DuckDB over empty tables typed by the input contracts: DuckDB itself reports
+unknown tables and columns and gives every output schema, which becomes the empty table the next
+definitions bind against. That database can read no file and no Python variable, so validating a
+hostile file has no side effect. All problems of all files are collected in one pass as
+``path:line:col: message``.
+
+Within one process, a file whose text did not change since the last load is not parsed again, and
+a query bound before over the same input schemas is not bound again (:func:`clear_parse_cache`).
 
 A file starts with a comment header whose text (each line stripped of ``--``) is YAML::
 
@@ -23,25 +29,35 @@ A file starts with a comment header whose text (each line stripped of ``--``) is
 
 from __future__ import annotations
 
+import difflib
+import gc
 import hashlib
+import itertools
 import json
+import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
-import sqlglot
 import yaml
 from sqlglot import exp
-from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.tokens import Token, TokenType
 
+from crm_assets.data_tests import TestDeclaration, TestDeclarationError, parse_declaration
 from crm_assets.functions import ALLOWED_FUNCTIONS, ALLOWED_TABLE_FUNCTIONS, register_functions
 from crm_assets.warehouse import LAYERS, SCHEMAS
 
 DIALECT = "duckdb"
+_DUCKDB = Dialect.get_or_raise(DIALECT)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
 
 KINDS = ("model", "segment", "event")
 DEFAULT_KIND = {"staging": "model", "core": "model", "segments": "segment", "events": "event",
@@ -50,8 +66,11 @@ SQL_LAYERS = tuple(DEFAULT_KIND)
 HEADER_KEYS = {"name", "description", "owner", "kind", "tags", "grain", "columns", "tests"}
 REQUIRED_COLUMNS = {"segment": {"customer_id": None},
                     "event": {"customer_id": None, "occurred_at": "TIMESTAMP WITH TIME ZONE"}}
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_NO_LOCATION = 2**64 - 1  # DuckDB's query_location of a node it did not read from the text
 
 Schema = list[tuple[str, str]]
+Position = tuple[int, int]
 
 
 @dataclass(frozen=True, order=True)
@@ -77,7 +96,11 @@ class CatalogError(Exception):
 
 @dataclass
 class Definition:
-    """One SQL file: its header, its query, what it reads and what it produces."""
+    """One SQL file: its header, its query, what it reads and what it produces.
+
+    ``ast`` is sqlglot's parse of the query; it may be shared between loads of an unchanged file
+    (see :func:`clear_parse_cache`), so treat it as read-only and ``.copy()`` it to transform it.
+    """
 
     path: Path
     display_path: str
@@ -91,6 +114,14 @@ class Definition:
     version: str = ""
     schema: Schema = field(default_factory=list)
     ast: exp.Expression | None = None
+    # where things are in ``text``, for messages: header keys and ``tests[i]`` entries (line, col),
+    # the first reference to each dependency, each output column and the final SELECT (offsets)
+    positions: dict[str, Position] = field(default_factory=dict, repr=False)
+    dep_offsets: dict[str, int] = field(default_factory=dict, repr=False)
+    output_offsets: dict[str, int] = field(default_factory=dict, repr=False)
+    select_offset: int = field(default=0, repr=False)
+    # the data tests of the header (grain tests first), each with where it is declared
+    declarations: list[tuple[TestDeclaration, Position]] = field(default_factory=list, repr=False)
 
     @property
     def table(self) -> str:
@@ -132,14 +163,22 @@ class Catalog:
     definitions: list[Definition]
     external: dict[str, Schema]
     problems: list[Problem]
+    _index: dict[str, Definition] = field(default_factory=dict, init=False, repr=False,
+                                          compare=False)
 
     def by_table(self) -> dict[str, Definition]:
-        return {d.table: d for d in self.definitions}
+        """``{"segments.x": definition}``; a fresh dict, built once per list of definitions."""
+        if len(self._index) != len(self.definitions) or any(
+                self._index.get(d.table) is not d for d in self.definitions[-1:]):
+            self._index = {d.table: d for d in self.definitions}
+        return dict(self._index)
 
     def schema_of(self, table: str) -> Schema:
         if table in self.external:
             return self.external[table]
-        return self.by_table()[table].schema
+        if self._index.get(table) is None or len(self._index) != len(self.definitions):
+            self.by_table()
+        return self._index[table].schema
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -158,15 +197,15 @@ class Catalog:
 # positions
 
 
-def _line_col(text: str, offset: int) -> tuple[int, int]:
+def _line_col(text: str, offset: int) -> Position:
     offset = max(0, min(offset, len(text)))
     line = text.count("\n", 0, offset) + 1
     col = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return line, col
 
 
-def _first_code_offset(text: str) -> int:
-    """Offset of the first character that is not blank and not inside a comment."""
+def _first_code_offset(text: str, default: int = 0) -> int:
+    """Offset of the first character that is not blank and not inside a comment (or default)."""
     i = 0
     while i < len(text):
         if text[i].isspace():
@@ -179,41 +218,92 @@ def _first_code_offset(text: str) -> int:
             i = len(text) if j < 0 else j + 2
         else:
             return i
-    return 0
+    return default
+
+
+def _char_offset(text: str, byte_offset: int) -> int:
+    """DuckDB reports positions in UTF-8 bytes; messages count characters."""
+    if byte_offset < 0 or byte_offset == _NO_LOCATION:
+        return -1
+    if text.isascii():
+        return byte_offset
+    return len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
 
 
 # --------------------------------------------------------------------------------------------
 # header
 
 
-def parse_header(text: str) -> tuple[dict, int, str | None]:
-    """Return (header, line number of its first line, error) for the leading ``--`` comment block."""
-    lines = text.splitlines()
+class HeaderError(ValueError):
+    """The comment header cannot be read; ``line`` and ``col`` point into the file."""
+
+    def __init__(self, line: int, col: int, message: str):
+        super().__init__(message)
+        self.line, self.col, self.message = line, col, message
+
+
+_HEADER_START = re.compile(r"[A-Za-z_][\w-]*[ \t]*:(\s|$)")
+_KNOWN_KEY = re.compile(rf"({'|'.join(sorted(HEADER_KEYS))})[ \t]*:(\s|$)")
+
+
+def parse_header(text: str) -> tuple[dict, dict[str, Position]]:
+    """The YAML of the leading ``--`` comment block and where each key (and test entry) is.
+
+    The block is a header when its first line reads ``key: ...`` or any line starts with a
+    header key (``description:``, ``tests:``...); any other leading comment (say
+    ``-- delete from x``, or prose) is just a comment. Positions are ``(line, col)`` in the file,
+    keyed by header key and by ``tests[i]`` for the i-th entry of ``tests``.
+
+    Raises:
+        HeaderError: the block is not valid YAML, not a mapping, or repeats a key.
+    """
     block: list[str] = []
-    for line in lines:
-        stripped = line.strip()
+    starts: list[int] = []
+    for line in text.split("\n"):
+        stripped = line.lstrip()
         if not stripped.startswith("--"):
             break
-        content = stripped[2:]
-        block.append(content[1:] if content.startswith(" ") else content)
-    if not block:
-        return {}, 1, None
+        start = len(line) - len(stripped) + 2
+        if line[start:start + 1] == " ":
+            start += 1
+        block.append(line[start:].rstrip("\r"))
+        starts.append(start)
+    first = next((b for b in block if b.strip()), "")
+    if not _HEADER_START.match(first) and not any(_KNOWN_KEY.match(b) for b in block):
+        return {}, {}  # prose or commented-out SQL, not a header
+
+    def pos(mark) -> Position:
+        if mark is None:
+            return 1, 1
+        line = min(mark.line, len(starts) - 1)
+        return line + 1, starts[line] + mark.column + 1
+
+    loader = _YAML_LOADER("\n".join(block))
     try:
-        header = yaml.safe_load("\n".join(block))
+        node = loader.get_single_node()
+        header = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = (mark.line + 1) if mark else 1
-        problem = getattr(err, "problem", None) or str(err)
-        return {}, line, f"header is not valid YAML: {problem}"
-    if header is None or isinstance(header, str):
-        return {}, 1, None  # a plain comment, not a header
-    if not isinstance(header, dict):
-        return {}, 1, "header must be YAML key: value lines"
-    return header, 1, None
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        problem = getattr(err, "problem", None) or str(err).split("\n")[0]
+        raise HeaderError(*pos(mark), f"header is not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(header, dict) or not isinstance(node, yaml.MappingNode):
+        raise HeaderError(1, starts[0] + 1, "header must be YAML 'key: value' lines")
+    positions: dict[str, Position] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key in positions:
+            raise HeaderError(*pos(key_node.start_mark), f"header key '{key}' appears twice")
+        positions[key] = pos(key_node.start_mark)
+        if key == "tests" and isinstance(value_node, yaml.SequenceNode):
+            for i, item in enumerate(value_node.value):
+                positions[f"tests[{i}]"] = pos(item.start_mark)
+    return header, positions
 
 
 # --------------------------------------------------------------------------------------------
-# sqlglot: statement kind, dependencies, fingerprint
+# sqlglot: statement, dependencies, fingerprint
 
 
 def find_tables(expression: exp.Expression) -> list[exp.Table]:
@@ -243,262 +333,428 @@ def find_tables(expression: exp.Expression) -> list[exp.Table]:
 def fingerprint(expression: exp.Expression) -> str:
     """sha256 of the normalised AST: blind to whitespace, comments, keyword case and quoting.
 
-    Identifiers are case-insensitive in DuckDB, so they are lower-cased and all quoted before the
-    query is rendered; the rendering of sqlglot's AST does not keep comments or layout.
+    The AST is rendered as DuckDB SQL with identifiers lower-cased and all quoted (identifiers are
+    case-insensitive in DuckDB) and without comments; sqlglot's rendering keeps no layout. No
+    copy is made: identifiers are lower-cased in place for the rendering and then restored, and
+    the DuckDB generator has no preprocessing step that would change the tree.
     """
-    normalized = normalize_identifiers(expression.copy(), dialect=DIALECT)
-    for node in normalized.find_all(exp.Identifier):
-        node.set("this", node.this.lower())
-    rendered = normalized.sql(dialect=DIALECT, identify=True, comments=False, normalize=True)
+    identifiers = [(node, node.this) for node in expression.find_all(exp.Identifier)
+                   if isinstance(node.this, str)]
+    for node, name in identifiers:
+        node.args["this"] = name.lower()
+    try:
+        rendered = _DUCKDB.generator(identify=True, normalize=True, comments=False).generate(
+            expression, copy=False)
+    finally:
+        for node, name in identifiers:
+            node.args["this"] = name
     return hashlib.sha256(rendered.encode("utf-8")).hexdigest()
+
+
+def _body_end(tokens: list[Token], text: str) -> int:
+    """End offset of the query: after its last token, trailing ``;`` (and comments) dropped."""
+    i = len(tokens) - 1
+    while i >= 0 and tokens[i].token_type == TokenType.SEMICOLON:
+        i -= 1
+    return tokens[i].end + 1 if i >= 0 else 0
 
 
 def _statement_body(text: str) -> str:
     """The query text without a trailing ``;`` (and anything after it), comments kept."""
-    tokens = sqlglot.tokenize(text, read=DIALECT)
-    if not tokens:
-        return text
-    end = tokens[-1].end + 1
-    if tokens[-1].token_type == sqlglot.TokenType.SEMICOLON:
-        end = tokens[-2].end + 1 if len(tokens) > 1 else 0
-    return text[:end]
+    tokens = _DUCKDB.tokenize(text)
+    return text[:_body_end(tokens, text)] if tokens else text
+
+
+def _final_select_offset(tokens: list[Token], default: int) -> int:
+    """Offset of the outermost SELECT keyword (after the CTEs), for messages about the output."""
+    depth = 0
+    for token in tokens:
+        kind = token.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif kind == TokenType.SELECT and depth == 0:
+            return token.start
+    return default
+
+
+def _outer_select(statement: exp.Expression) -> exp.Select | None:
+    node = statement
+    while True:
+        if isinstance(node, exp.Select):
+            return node
+        if isinstance(node, exp.SetOperation):
+            node = node.this
+        elif isinstance(node, exp.Subquery):
+            node = node.this
+        else:
+            return None
+
+
+def _start(node: exp.Expression | None) -> int | None:
+    if node is None:
+        return None
+    ident = node if isinstance(node, exp.Identifier) else node.find(exp.Identifier)
+    start = ident.meta.get("start") if ident is not None else None
+    return int(start) if start is not None else None
 
 
 # --------------------------------------------------------------------------------------------
-# DuckDB's parser: functions and table functions
+# DuckDB's parser: statement kinds, functions and table functions
 
 
-def _walk_json(node, found: list[tuple[str, str, int]]):
-    if isinstance(node, dict):
-        if "function_name" in node and not node.get("is_operator"):
-            found.append(("function", str(node["function_name"]).lower(),
-                          int(node.get("query_location", -1))))
-        if node.get("type") == "TABLE_FUNCTION":
+def _serialize(con: duckdb.DuckDBPyConnection, texts: list[str]) -> list[dict]:
+    """DuckDB's parse of each text as JSON, in one call (``json_serialize_sql``)."""
+    if not texts:
+        return []
+    raw = con.execute(
+        "SELECT list_transform(?::VARCHAR[], lambda t: json_serialize_sql(t, skip_null := true, "
+        "skip_empty := true))", [texts]).fetchone()[0]
+    return [json.loads(r) for r in raw]
+
+
+def _walk_references(tree) -> list[tuple[str, str, int]]:
+    """(kind, name, byte offset) of every function, table function and table in a parse tree."""
+    found: list[tuple[str, str, int]] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if type(node) is list:
+            stack.extend(v for v in node if type(v) is dict or type(v) is list)
+            continue
+        if type(node) is not dict:
+            continue
+        node_type = node.get("type")
+        if node_type == "TABLE_FUNCTION":
             fn = node.get("function") or {}
             found.append(("table_function", str(fn.get("function_name", "")).lower(),
                           int(node.get("query_location", -1))))
-            for arg in fn.get("arguments", []) or []:
-                _walk_json(arg, found)
-            for key, value in node.items():
-                if key != "function":
-                    _walk_json(value, found)
-            return
-        if node.get("type") == "BASE_TABLE":
-            found.append(("table", f"{node.get('schema_name', '')}.{node.get('table_name', '')}",
+            stack.extend(fn.get("arguments") or fn.get("children") or [])
+            stack.extend(v for k, v in node.items()
+                         if k != "function" and (type(v) is dict or type(v) is list))
+            continue
+        if "function_name" in node and not node.get("is_operator"):
+            found.append(("function", str(node["function_name"]).lower(),
                           int(node.get("query_location", -1))))
-        for value in node.values():
-            _walk_json(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _walk_json(value, found)
+        elif node_type == "BASE_TABLE":
+            name = f"{node.get('schema_name', '')}.{node.get('table_name', '')}"
+            if node.get("catalog_name"):
+                name = f"{node['catalog_name']}.{name}"
+            found.append(("table", name, int(node.get("query_location", -1))))
+        stack.extend(v for v in node.values() if type(v) is dict or type(v) is list)
+    return found
 
 
 def duckdb_references(con: duckdb.DuckDBPyConnection, text: str) -> tuple[list, str | None]:
-    """(kind, name, offset) of every function, table function and table in ``text``, per DuckDB."""
-    raw = con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0]
-    tree = json.loads(raw)
+    """(kind, name, offset) of every function, table function and table in ``text``, per DuckDB.
+
+    Offsets are in characters of ``text``. Returns ``([], message)`` when DuckDB cannot parse it.
+    """
+    tree = _serialize(con, [text])[0]
     if tree.get("error"):
         return [], str(tree.get("error_message"))
-    found: list[tuple[str, str, int]] = []
-    _walk_json(tree.get("statements", []), found)
-    return found, None
+    return [(kind, name, _char_offset(text, offset))
+            for kind, name, offset in _walk_references(tree.get("statements", []))], None
 
 
-_FOUND_KIND = {
-    exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Create: "CREATE",
-    exp.Drop: "DROP", exp.Copy: "COPY", exp.Attach: "ATTACH", exp.Pragma: "PRAGMA", exp.Set: "SET",
-    exp.Install: "INSTALL", exp.Merge: "MERGE", exp.Alter: "ALTER", exp.Use: "USE",
-}
+def _outer_stars(tree: dict) -> list[int]:
+    """Byte offsets of ``*`` / ``COLUMNS(*)`` in the output list of the outermost query."""
+    stack = [tree["statements"][0]["node"]]
+    stars: list[int] = []
+    while stack:
+        node = stack.pop()
+        if node.get("type") == "SET_OPERATION_NODE":
+            stack.extend(node.get("children") or [n for n in (node.get("left"),
+                                                               node.get("right")) if n])
+        elif node.get("type") == "SELECT_NODE":
+            stars.extend(int(e.get("query_location", -1)) for e in node.get("select_list", [])
+                         if e.get("class") == "STAR")
+    return stars
 
 
-def _statement_kind(statement: exp.Expression, text: str) -> str:
-    for cls, name in _FOUND_KIND.items():
-        if isinstance(statement, cls):
-            return name
-    first = text[_first_code_offset(text):].split(None, 1)
-    return (first[0] if first else type(statement).__name__).upper().rstrip(";")
+def _statement_name(statement) -> str:
+    words = statement.query.split(None, 2)
+    word = words[0].upper() if words else ""
+    if word == "FORCE" and len(words) > 1:
+        word = words[1].upper()
+    if not word.isalpha() or word == "WITH":
+        word = {"VARIABLE_SET": "SET", "MULTI": "PIVOT"}.get(statement.type.name,
+                                                            statement.type.name)
+    return word
+
+
+def _statement_problems(con: duckdb.DuckDBPyConnection, text: str, tree: dict
+                        ) -> list[tuple[int, str]]:
+    """(offset, message) when ``text`` is not exactly one read-only SELECT (per DuckDB)."""
+    if tree.get("error") and tree.get("error_type") == "parser":
+        message = str(tree.get("error_message") or "cannot parse")
+        if not message.startswith("syntax error"):
+            message = f"syntax error: {message}"
+        return [(_char_offset(text, int(tree.get("position") or 0)), message)]
+    if not tree.get("error") and len(tree.get("statements", [])) == 1:
+        return []
+    try:
+        statements = con.extract_statements(text)
+    except duckdb.Error as err:
+        return [(_first_code_offset(text), f"syntax error: {str(err).splitlines()[0]}")]
+    offsets, cursor = [], 0
+    for statement in statements:
+        found = text.find(statement.query.strip(), cursor)
+        offsets.append(found if found >= 0 else _first_code_offset(text))
+        cursor = max(cursor, found + 1)
+    for statement, offset in zip(statements, offsets, strict=True):
+        if statement.type != duckdb.StatementType.SELECT:
+            return [(offset, "only a read-only SELECT is allowed; found "
+                             f"{_statement_name(statement)} statement")]
+    if len(statements) == 1:  # one SELECT that DuckDB parses but cannot serialise: refuse it
+        return [(offsets[0], f"DuckDB cannot inspect this query: {tree.get('error_message')}")]
+    return [(offsets[1] if len(offsets) > 1 else _first_code_offset(text),
+             f"expected exactly one SELECT statement, found {len(statements)} statements")]
 
 
 # --------------------------------------------------------------------------------------------
-# loading
+# one file
 
 
 def discover(sql_dir: Path, paths: Iterable[Path] | None = None) -> list[Path]:
-    files = sorted(sql_dir.glob("*/*.sql"))
-    if paths:
-        extra = [Path(p) for p in paths]
-        files = sorted(set(files) | {p.resolve() for p in extra if p.suffix == ".sql"})
-    return files
+    """The files of ``sql_dir`` (sorted), then the extra ``paths`` not among them (sorted).
+
+    The order matters for duplicates: a file of the catalogue wins over an extra one.
+    """
+    files = sorted({p.resolve() for p in sql_dir.glob("*/*.sql")})
+    extra = {Path(p).resolve() for p in paths or [] if Path(p).suffix == ".sql"}
+    return files + sorted(extra - set(files))
 
 
 def _display(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it is below it; both already resolved."""
     try:
-        return str(path.resolve().relative_to(root.resolve()))
+        return str(path.relative_to(root))
     except ValueError:
         return str(path)
 
 
-def _check_file(d: Definition, parser_con: duckdb.DuckDBPyConnection) -> list[Problem]:
-    """Everything that can be said of one file on its own."""
-    problems: list[Problem] = []
-    p = d.display_path
+def _check_file(d: Definition, con: duckdb.DuckDBPyConnection, tree: dict | None
+                ) -> list[tuple[int, int, str]]:
+    """Everything that can be said of one file on its own, as (line, col, message).
 
-    def problem(offset_or_pos, message: str) -> None:
-        if isinstance(offset_or_pos, tuple):
-            line, col = offset_or_pos
-        else:
-            line, col = _line_col(d.text, offset_or_pos)
-        problems.append(Problem(p, line, col, message))
+    ``tree`` is DuckDB's parse of ``d.text`` (:func:`_serialize`), ``None`` when the file name
+    already disqualifies the file.
+    """
+    problems: list[tuple[int, int, str]] = []
+    text = d.text
+
+    def problem(where: int | Position | None, message: str) -> None:
+        if where is None:
+            where = _first_code_offset(text)
+        line, col = where if isinstance(where, tuple) else _line_col(text, where)
+        problems.append((line, col, message))
 
     if d.layer not in SQL_LAYERS:
-        problem((1, 1), f"unknown layer folder '{d.layer}'; expected one of {', '.join(SQL_LAYERS)}")
+        problem((1, 1), f"unknown layer folder '{d.layer}'; expected one of "
+                        f"{', '.join(SQL_LAYERS)}")
         return problems
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", d.name):
+    if not _NAME.fullmatch(d.name):
         problem((1, 1), f"file name '{d.name}' must be lower_snake_case (it becomes a table name)")
         return problems
 
-    header, hline, herr = parse_header(d.text)
-    if herr:
-        problem((hline, 1), herr)
+    try:
+        header, positions = parse_header(text)
+    except HeaderError as err:
+        problem((err.line, err.col), err.message)
         return problems
-    d.header = header
-    unknown = sorted(set(header) - HEADER_KEYS)
-    if unknown:
-        problem((1, 1), f"unknown header key(s): {', '.join(unknown)}; "
-                        f"allowed: {', '.join(sorted(HEADER_KEYS))}")
+    d.header, d.positions = header, positions
+    at = positions.get
+    for key in header:
+        if key not in HEADER_KEYS:
+            problem(at(str(key)), f"unknown header key '{key}'; allowed: "
+                                  f"{', '.join(sorted(HEADER_KEYS))}")
     if header.get("name") not in (None, d.name):
-        problem((1, 1), f"header name '{header['name']}' does not match the file name '{d.name}'")
+        problem(at("name"), f"header name '{header['name']}' does not match the file name "
+                            f"'{d.name}'")
+    for key, ok, expected in (
+        ("description", lambda v: isinstance(v, str), "a text"),
+        ("owner", lambda v: isinstance(v, str), "a text"),
+        ("tags", lambda v: isinstance(v, str) or (isinstance(v, list) and all(
+            isinstance(t, str) for t in v)), "a tag or a list of tags"),
+        ("grain", lambda v: isinstance(v, str) or (isinstance(v, list) and v and all(
+            isinstance(t, str) for t in v)), "a column name or a list of them"),
+        ("columns", lambda v: isinstance(v, dict), "a mapping of column: description"),
+        ("tests", lambda v: isinstance(v, list), "a list of tests"),
+    ):
+        if header.get(key) is not None and not ok(header[key]):
+            problem(at(key), f"header '{key}' must be {expected}, got {header[key]!r}")
+            header.pop(key)  # so the properties above see a sane header
     d.kind = str(header.get("kind") or DEFAULT_KIND[d.layer])
     if d.kind not in KINDS:
-        problem((1, 1), f"unknown kind '{d.kind}'; expected one of {', '.join(KINDS)}")
+        problem(at("kind"), f"unknown kind '{d.kind}'; expected one of {', '.join(KINDS)}")
         return problems
 
-    if not d.text[_first_code_offset(d.text):].strip():
+    grain_at = at("grain") or (1, 1)
+    if d.grain:
+        d.declarations.append((parse_declaration({"unique": d.grain}), grain_at))
+        d.declarations.append((parse_declaration({"not_null": d.grain}), grain_at))
+    for i, entry in enumerate(d.tests):
+        try:
+            decl = parse_declaration(entry)
+        except TestDeclarationError as err:
+            problem(at(f"tests[{i}]") or at("tests"), f"bad test: {err}")
+            continue
+        if decl.name not in {x.name for x, _ in d.declarations}:
+            d.declarations.append((decl, at(f"tests[{i}]") or at("tests") or (1, 1)))
+
+    if _first_code_offset(text, -1) < 0:
         problem((1, 1), "file holds no query; expected one SELECT statement")
         return problems
+    assert tree is not None
+    for offset, message in _statement_problems(con, text, tree):
+        problem(offset, message)
+        return problems
+
     try:
-        statements = [s for s in sqlglot.parse(d.text, read=DIALECT) if s is not None]
-    except sqlglot.errors.ParseError as err:
-        first = err.errors[0] if err.errors else {}
+        tokens = _DUCKDB.tokenize(text)
+        statement = _DUCKDB.parser().parse(tokens, text)[0]
+    except (ParseError, TokenError) as err:
+        first = err.errors[0] if isinstance(err, ParseError) and err.errors else {}
         desc = str(first.get("description") or err).split("\n")[0]
         problem((int(first.get("line") or 1), int(first.get("col") or 1)),
-                f"syntax error: {desc}")
+                f"sqlglot cannot parse this query (it needs to, for dependencies and versions): "
+                f"{desc}")
         return problems
-    if len(statements) != 1:
-        problem(_first_code_offset(d.text),
-                f"expected exactly one SELECT statement, found {len(statements)} statements")
+    if isinstance(statement, exp.Command):
+        problem(None, "sqlglot cannot parse this query (it needs to, for dependencies and "
+                      "versions): unsupported syntax")
         return problems
-    statement = statements[0]
-    if not isinstance(statement, exp.Query):
-        kind = _statement_kind(statement, d.text)
-        problem(_first_code_offset(d.text),
-                f"only a read-only SELECT is allowed; found {kind} statement")
+    if not isinstance(statement, exp.Query):  # DESCRIBE, SUMMARIZE, SHOW: DuckDB calls them SELECT
+        word = text[_first_code_offset(text):].split(None, 1)[0].upper()
+        problem(None, f"only a read-only SELECT is allowed; found {word} statement")
         return problems
-    d.ast = statement
-    d.body = _statement_body(d.text)
-    d.version = fingerprint(statement)
+    d.body = text[:_body_end(tokens, text)]
+    d.select_offset = _final_select_offset(tokens, _first_code_offset(text))
 
-    refs, err = duckdb_references(parser_con, d.body)
-    if err:
-        problem(_first_code_offset(d.text), f"syntax error: {err}")
-        return problems
-    for kind, name, offset in refs:
+    # functions, table functions and strings used as tables, as DuckDB reads them
+    string_tables: set[int] = set()
+    duck_tables: dict[str, int] = {}
+    for kind, name, byte_offset in _walk_references(tree["statements"]):
+        offset = _char_offset(text, byte_offset)
         if kind == "table_function" and name not in ALLOWED_TABLE_FUNCTIONS:
             problem(offset, f"table function '{name}()' is not allowed: a definition may read only "
                             "catalogue tables (no files, no other databases)")
         elif kind == "function" and name not in ALLOWED_FUNCTIONS:
             problem(offset, f"function '{name}()' is not on the allow-list of SQL functions")
-        elif kind == "table" and 0 <= offset < len(d.body) and d.body[offset] == "'":
+        elif kind == "table" and 0 <= offset < len(text) and text[offset] == "'":
+            string_tables.add(offset)
             problem(offset, f"a string used as a table ({name.lstrip('.')!r}): a definition may "
                             "read only catalogue tables, not files")
+        elif kind == "table" and not name.startswith("."):
+            duck_tables.setdefault(name.lower(), offset)
 
-    deps: list[str] = []
+    # dependencies, as sqlglot reads them (CTE names are not dependencies)
     for table in find_tables(statement):
-        meta = table.this.meta if isinstance(table.this, exp.Identifier) else {}
-        offset = int(meta.get("start", _first_code_offset(d.text)))
+        start = _start(table.parts[0])
+        offset = start if start is not None else _first_code_offset(text)
+        if offset in string_tables or offset - 1 in string_tables:
+            continue
         if table.catalog:
             problem(offset, f"table '{table.sql(dialect=DIALECT)}' names a database; "
                             "a definition may read only catalogue tables")
-            continue
-        if d.body[offset:offset + 1] == "'" or (
-            0 < offset and d.body[offset - 1:offset] == "'"
-        ):
-            continue  # already reported as a string used as a table
-        if not table.db:
+        elif not table.db:
             problem(offset, f"table '{table.name}' must be qualified with its layer "
                             f"(e.g. staging.{table.name})")
-            continue
-        deps.append(f"{table.db.lower()}.{table.name.lower()}")
-    d.deps = sorted(set(deps))
+        else:
+            d.dep_offsets.setdefault(f"{table.db.lower()}.{table.name.lower()}", offset)
+    for name, offset in duck_tables.items():  # belt and braces: DuckDB's parser has the last word
+        if name.count(".") == 1 and not any(p in string_tables for p in (offset, offset - 1)):
+            d.dep_offsets.setdefault(name, offset)
+    d.deps = sorted(d.dep_offsets)
 
+    # the output: no SELECT * in segments and events, no duplicate names
     if d.kind in ("segment", "event"):
-        outer = statement if isinstance(statement, exp.Select) else statement.find(exp.Select)
-        for projection in (outer.expressions if outer else []):
-            star = projection if isinstance(projection, exp.Star) else projection.find(exp.Star)
-            is_star = isinstance(projection, exp.Star) or (
-                isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
-            )
-            if is_star or (star is not None and not projection.find(exp.Func)):
-                node = projection.find(exp.Identifier)
-                offset = (node.meta.get("start") if node is not None else None)
-                problem(offset if offset is not None else _first_code_offset(d.text),
-                        f"SELECT * is not allowed in a {d.kind}: list the output columns")
-    names = statement.named_selects
-    seen: set[str] = set()
-    for name in names:
-        if name.lower() in seen:
-            problem(_first_code_offset(d.text), f"duplicate output column '{name}'")
-        seen.add(name.lower())
+        for byte_offset in _outer_stars(tree):
+            offset = _char_offset(text, byte_offset)
+            problem(offset if offset >= 0 else d.select_offset,
+                    f"SELECT * is not allowed in a {d.kind}: list the output columns")
+    outer = _outer_select(statement)
+    for projection in (outer.expressions if outer is not None else []):
+        name = projection.alias_or_name
+        if not name or isinstance(projection, exp.Star) or name == "*":
+            continue
+        where = _start(projection.args.get("alias")) if isinstance(projection, exp.Alias) else None
+        where = where if where is not None else _start(projection)
+        if name.lower() in d.output_offsets:
+            problem(where, f"duplicate output column '{name}'")
+        else:
+            d.output_offsets[name.lower()] = where if where is not None else d.select_offset
+
+    d.ast = statement
+    d.version = fingerprint(statement)
     return problems
 
 
-def _graph_problems(defs: list[Definition], external: Mapping[str, Schema]) -> list[Problem]:
+# --------------------------------------------------------------------------------------------
+# the graph
+
+
+def _graph_problems(defs: list[Definition], external: Mapping[str, Schema]
+                    ) -> tuple[list[Problem], list[Definition]]:
+    """Problems between files (duplicates, unknown tables, layers, cycles), and the duplicates.
+
+    A duplicate is a file defining a table that an earlier file (or Python code) already
+    defines; it is reported and left out of the catalogue, so the files reading that table are
+    still checked against the first definition.
+    """
     problems: list[Problem] = []
     by_table: dict[str, Definition] = {}
+    duplicates: list[Definition] = []
     for d in defs:
         if d.table in external:
             problems.append(Problem(d.display_path, 1, 1, f"duplicate definition of {d.table}: it "
                                     "is built by Python code (ingest or identity)"))
+            duplicates.append(d)
         elif d.table in by_table:
             problems.append(Problem(d.display_path, 1, 1, f"duplicate definition of {d.table}: "
                                     f"also defined by {by_table[d.table].display_path}"))
+            duplicates.append(d)
         else:
             by_table[d.table] = d
+    known = sorted({*by_table, *external})
     for d in defs:
         if by_table.get(d.table) is not d:
             continue
         for dep in list(d.deps):
             schema = dep.split(".")[0]
-            offset = _dep_offset(d, dep)
+            offset = d.dep_offsets.get(dep)
+            where = _line_col(d.text, offset if offset is not None else d.select_offset)
             if dep == d.table:
-                problems.append(Problem(d.display_path, *_line_col(d.text, offset),
-                                        f"{d.table} reads itself"))
+                problems.append(Problem(d.display_path, *where, f"{d.table} reads itself"))
                 d.deps.remove(dep)
             elif dep not in by_table and dep not in external:
                 hint = "" if schema in SCHEMAS else f" (unknown layer '{schema}')"
-                problems.append(Problem(d.display_path, *_line_col(d.text, offset),
+                close = difflib.get_close_matches(dep, known, n=1, cutoff=0.8)
+                hint += f"; did you mean {close[0]}?" if close else ""
+                problems.append(Problem(d.display_path, *where,
                                         f"table {dep} is not defined by any file or source{hint}"))
                 d.deps.remove(dep)
             elif schema in LAYERS and LAYERS.index(schema) > LAYERS.index(d.layer):
-                problems.append(Problem(d.display_path, *_line_col(d.text, offset),
+                problems.append(Problem(d.display_path, *where,
                                         f"{d.layer} may not read {dep} from the later layer "
                                         f"'{schema}'"))
     for cycle in _cycles(by_table):
         names = " -> ".join(by_table[t].display_path for t in [*cycle, cycle[0]])
-        for t in cycle:
-            problems.append(Problem(by_table[t].display_path, 1, 1, f"dependency cycle: {names}"))
-    return problems
-
-
-def _dep_offset(d: Definition, dep: str) -> int:
-    schema, name = dep.split(".")
-    match = re.search(rf'"?{re.escape(schema)}"?\s*\.\s*"?{re.escape(name)}"?\b', d.body,
-                      flags=re.IGNORECASE)
-    return match.start() if match else _first_code_offset(d.text)
+        for t, nxt in zip(cycle, [*cycle[1:], cycle[0]], strict=True):
+            d = by_table[t]
+            where = _line_col(d.text, d.dep_offsets.get(nxt, _first_code_offset(d.text)))
+            problems.append(Problem(d.display_path, *where, f"dependency cycle: {names}"))
+    return problems, duplicates
 
 
 def _cycles(by_table: dict[str, Definition]) -> list[list[str]]:
-    """Strongly connected components of more than one node (or a self loop), Tarjan's algorithm."""
+    """Strongly connected components of more than one node, Tarjan's algorithm.
+
+    Each is returned in the order of its edges (a reads b reads ... reads a), from its smallest
+    name, so messages name the files in the order the cycle runs.
+    """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -528,12 +784,25 @@ def _cycles(by_table: dict[str, Definition]) -> list[list[str]]:
                 if w == v:
                     break
             if len(component) > 1:
-                result.append(sorted(component))
+                result.append(_cycle_order(set(component), by_table))
 
     for v in sorted(by_table):
         if v not in index:
             visit(v)
     return result
+
+
+def _cycle_order(component: set[str], by_table: dict[str, Definition]) -> list[str]:
+    """A path through the component following its edges from its smallest table back to it."""
+    start = min(component)
+    path, seen = [start], {start}
+    while True:
+        nxt = [w for w in sorted(by_table[path[-1]].deps) if w in component]
+        step = next((w for w in nxt if w not in seen), None)
+        if step is None:
+            return path
+        path.append(step)
+        seen.add(step)
 
 
 def _toposort(defs: list[Definition]) -> list[Definition]:
@@ -542,12 +811,10 @@ def _toposort(defs: list[Definition]) -> list[Definition]:
     state: dict[str, int] = {}
 
     def visit(d: Definition) -> None:
-        if state.get(d.table) == 2:
-            return
-        if state.get(d.table) == 1:
-            return  # cycle, already reported
+        if state.get(d.table):
+            return  # done, or on the path (a cycle, reported elsewhere)
         state[d.table] = 1
-        for dep in sorted(d.deps):
+        for dep in d.deps:
             if dep in by_table:
                 visit(by_table[dep])
         state[d.table] = 2
@@ -559,75 +826,295 @@ def _toposort(defs: list[Definition]) -> list[Definition]:
     return order
 
 
+# --------------------------------------------------------------------------------------------
+# DuckDB: bind every definition over empty typed tables
+
+
 _DUCK_LINE = re.compile(r"LINE (\d+): (.*)\n( *)(\^+)")
 
 
-def _duckdb_problem(d: Definition, err: Exception, prefix: str) -> Problem:
-    message = str(err)
-    line, col = _line_col(d.text, _first_code_offset(d.text))
+def _duckdb_position(query: str, message: str, prefix: int) -> Position | None:
+    """(line, col) in ``query[prefix:]`` of DuckDB's ``LINE n: ...`` caret, if it has one.
+
+    DuckDB shortens long lines to a window with ``...``: the window is found in the real line.
+    """
     match = _DUCK_LINE.search(message)
-    if match:
-        line = int(match.group(1))
-        col = len(match.group(3)) - len(f"LINE {match.group(1)}: ") + 1
-        if line == 1:
-            col -= len(prefix)
-        col = max(col, 1)
-    first = message.split("\n")[0]
+    if not match:
+        return None
+    line = int(match.group(1))
+    shown = match.group(2)
+    caret = len(match.group(3)) - len(f"LINE {match.group(1)}: ")
+    lead = 3 if shown.startswith("...") else 0
+    core = shown[lead:]
+    core = core[:-3] if core.endswith("...") else core
+    lines = query.split("\n")
+    real = lines[line - 1] if 0 < line <= len(lines) else ""
+    found = real.find(core) if core else 0
+    col = (found if found >= 0 else 0) + caret - lead + 1
+    if line == 1:
+        col -= prefix
+    return line, max(col, 1)
+
+
+def _duckdb_message(err: Exception) -> str:
+    first = str(err).split("\n")[0]
     first = re.sub(r"^(\w+ )?Error: ", "", first).rstrip("!")
     if "does not exist" in first and first.startswith("Table with name"):
         first = first.replace("Table with name", "unknown table")
-    return Problem(d.display_path, line, col, first[0].lower() + first[1:] if first else message)
+    return first[0].lower() + first[1:] if first else str(err)
 
 
-def build_views(con: duckdb.DuckDBPyConnection, catalog_defs: list[Definition],
-                external: Mapping[str, Schema], skip: set[str]) -> list[Problem]:
-    """Create empty external tables and every definition as a view, in order; collect errors."""
+class _Binder:
+    """An in-memory DuckDB holding an empty typed table for each table a query may read."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, schemas: dict[str, Schema]):
+        self.con = con
+        self.schemas = schemas
+        self.created: set[str] = set()
+        con.execute("; ".join(f"CREATE SCHEMA IF NOT EXISTS {s}" for s in SCHEMAS))
+
+    def ensure(self, tables: Iterable[str]) -> None:
+        """Create (once) the empty table of each of ``tables`` whose schema is known."""
+        ddl = []
+        for table in tables:
+            if table in self.created or table not in self.schemas:
+                continue
+            cols = ", ".join('"' + n.replace('"', '""') + f'" {t}' for n, t in self.schemas[table])
+            ddl.append(f"CREATE TABLE {table} ({cols})")
+            self.created.add(table)
+        if ddl:
+            self.con.execute(";\n".join(ddl))
+
+    def describe(self, query: str, tables: Iterable[str]) -> Schema:
+        """The output schema of ``query``; raises duckdb.Error (with a LINE/caret if it can)."""
+        self.ensure(tables)
+        try:
+            relation = self.con.sql(query)  # binds without running
+            return list(zip(relation.columns, (str(t) for t in relation.types), strict=True))
+        except duckdb.Error:
+            # the relation API's errors carry no position; DESCRIBE's do
+            self.con.execute("DESCRIBE " + query + "\n")
+            raise
+
+
+_SCHEMA_CACHE: OrderedDict[tuple, Schema] = OrderedDict()
+_FILE_CACHE: OrderedDict[tuple, dict] = OrderedDict()
+_CACHE_SIZE = 8192
+
+
+def clear_parse_cache() -> None:
+    """Forget every file parsed and every schema bound by earlier loads in this process."""
+    _FILE_CACHE.clear()
+    _SCHEMA_CACHE.clear()
+    _EXPRESSION_READS.clear()
+
+
+def _remember(cache: OrderedDict, key, value) -> None:
+    cache[key] = value
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+
+
+def build_schemas(con: duckdb.DuckDBPyConnection, catalog_defs: list[Definition],
+                  external: Mapping[str, Schema], skip: set[str]) -> list[Problem]:
+    """Bind each definition, in order, over empty tables typed as its inputs; collect errors.
+
+    Each definition's output schema is what DuckDB binds its query to; it becomes an empty table
+    for the definitions that read it (a table rather than a view, so binding a query never binds
+    everything upstream of it again). A schema already bound in this process for the same query
+    over the same input schemas is reused without asking DuckDB.
+    """
     problems: list[Problem] = []
-    for schema in SCHEMAS:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    for table, columns in external.items():
-        cols = ", ".join(f'"{name}" {type_}' for name, type_ in columns)
-        con.execute(f"CREATE TABLE {table} ({cols})")
+    binder = _Binder(con, dict(external))
     broken = set(skip)
+
+    def add(d: Definition, where: int | Position, message: str) -> None:
+        line, col = where if isinstance(where, tuple) else _line_col(d.text, where)
+        problems.append(Problem(d.display_path, line, col, message))
+
     for d in catalog_defs:
         if d.table in broken:
             continue
         bad_deps = [dep for dep in d.deps if dep in broken]
         if bad_deps:
-            problems.append(Problem(d.display_path, 1, 1,
-                                    f"not checked: it reads {', '.join(bad_deps)}, which is invalid"))
+            add(d, d.dep_offsets.get(bad_deps[0], d.select_offset),
+                f"not checked: it reads {', '.join(bad_deps)}, which is invalid")
             broken.add(d.table)
             continue
-        prefix = f"CREATE VIEW {d.table} AS "
-        try:
-            con.execute(prefix + d.body + "\n")
-            d.schema = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {d.table}").fetchall()]
-        except duckdb.Error as err:
-            problems.append(_duckdb_problem(d, err, prefix))
-            broken.add(d.table)
-            continue
-        types = dict(d.schema)
+        key = (d.body, tuple((dep, tuple(binder.schemas.get(dep, ()))) for dep in d.deps))
+        schema = _SCHEMA_CACHE.get(key)
+        if schema is None:
+            try:
+                schema = binder.describe(d.body, d.deps)
+            except duckdb.Error as err:
+                message = str(err)
+                where = _duckdb_position("DESCRIBE " + d.body, message, len("DESCRIBE "))
+                add(d, where or _first_code_offset(d.text), _duckdb_message(err))
+                broken.add(d.table)
+                continue
+            _remember(_SCHEMA_CACHE, key, schema)
+        d.schema = list(schema)
+        binder.schemas[d.table] = d.schema
+
+        names = [n.lower() for n, _ in d.schema]
+        types = {n.lower(): t for n, t in d.schema}
+        dupes = sorted({n for n in names if names.count(n) > 1} - set(d.output_offsets))
+        for name in dupes:
+            add(d, d.select_offset, f"duplicate output column '{name}' (from a * expansion)")
+        missing: set[str] = set()
         for column, required_type in REQUIRED_COLUMNS.get(d.kind, {}).items():
             if column not in types:
-                problems.append(Problem(d.display_path, *_line_col(d.text, _first_code_offset(
-                    d.text)), f"a {d.kind} must output a '{column}' column"))
-                broken.add(d.table)
+                add(d, d.select_offset, f"a {d.kind} must output a '{column}' column")
+                missing.add(column)
             elif required_type and types[column] != required_type:
-                problems.append(Problem(d.display_path, *_line_col(d.text, _first_code_offset(
-                    d.text)), f"'{column}' must be {required_type} (an instant, not a local "
-                              f"time), found {types[column]}"))
-                broken.add(d.table)
+                add(d, d.output_offsets.get(column, d.select_offset),
+                    f"'{column}' must be {required_type} (an instant, not a local time), "
+                    f"found {types[column]}")
+        if missing or dupes:
+            broken.add(d.table)
         for column in d.grain:
-            if column not in types:
-                problems.append(Problem(d.display_path, 1, 1,
-                                        f"grain column '{column}' is not an output column"))
+            if column.lower() not in types and column not in missing:
+                add(d, d.positions.get("grain", (1, 1)),
+                    f"grain column '{column}' is not an output column")
+    for d in catalog_defs:
+        if d.table not in broken:
+            problems.extend(_test_problems(d, binder))
     return problems
+
+
+def _test_problems(d: Definition, binder: _Binder) -> list[Problem]:
+    """Each declared test must name output columns, known tables and allowed functions only."""
+    problems: list[Problem] = []
+    names = {n.lower() for n, _ in d.schema}
+    for decl, where in d.declarations:
+        def add(message: str, where: Position = where, decl: TestDeclaration = decl) -> None:
+            problems.append(Problem(d.display_path, *where, f"test {decl.name}: {message}"))
+
+        if decl.args.get("columns") == d.grain and decl.kind in ("unique", "not_null"):
+            continue  # the grain, checked above
+        for column in decl.columns:
+            if column.lower() not in names:
+                add(f"column '{column}' is not an output column of {d.table}")
+        if decl.kind == "relationships":
+            to, fld = decl.args["to"], decl.args["field"]
+            if to not in binder.schemas:
+                add(f"table {to} is not defined by any file or source")
+            elif fld.lower() not in {n.lower() for n, _ in binder.schemas[to]}:
+                add(f"column '{fld}' is not a column of {to}")
+        elif decl.kind == "expression":
+            message = _expression_problem(decl, d, binder)
+            if message:
+                add(message)
+    return problems
+
+
+def _expression_problem(decl: TestDeclaration, d: Definition, binder: _Binder) -> str | None:
+    """Why the SQL of an ``expression`` test is not allowed, or None when it is."""
+    sql = decl.failing_count_sql(d.table)
+    key = ("expression", sql, tuple(d.schema))
+    if key in _SCHEMA_CACHE:  # the same condition over the same columns, reading nothing else
+        return _SCHEMA_CACHE[key]
+    message = _check_expression(sql, d, binder)
+    if message is not None or not _EXPRESSION_READS.get(sql):
+        _remember(_SCHEMA_CACHE, key, message)
+    return message
+
+
+_EXPRESSION_READS: dict[str, bool] = {}
+
+
+def _check_expression(sql: str, d: Definition, binder: _Binder) -> str | None:
+    tree = _serialize(binder.con, [sql])[0]
+    if tree.get("error") or len(tree.get("statements", [])) != 1:
+        detail = tree.get("error_message") if tree.get("error_type") == "parser" else None
+        return "the expression must be one SQL condition" + (f" ({detail})" if detail else "")
+    tables = []
+    for kind, name, _ in _walk_references(tree["statements"]):
+        if kind == "table_function" and name not in ALLOWED_TABLE_FUNCTIONS:
+            return f"table function '{name}()' is not allowed"
+        if kind == "function" and name not in ALLOWED_FUNCTIONS:
+            return f"function '{name}()' is not on the allow-list of SQL functions"
+        if kind == "table":
+            if name.startswith(".") or name not in binder.schemas:
+                return f"table '{name.lstrip('.')}' is not a catalogue table"
+            tables.append(name)
+    _EXPRESSION_READS[sql] = any(t != d.table for t in tables)
+    try:
+        binder.describe(sql, [d.table, *tables])
+    except duckdb.Error as err:
+        return _duckdb_message(err)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+_INSTANCE: duckdb.DuckDBPyConnection | None = None
+_INSTANCE_PID = 0
+_INSTANCE_LOCK = threading.Lock()
+_COUNTER = itertools.count()
+
+
+def _validation_connection(as_of: date | None) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """A connection to a fresh, empty in-memory database, with the project's functions.
+
+    One in-memory DuckDB instance serves every load in the process: its Python UDFs are
+    registered once (DuckDB keeps them per instance; the macros are per connection, so each
+    load's connection creates them), and each load gets its own attached
+    ``:memory:`` database, dropped afterwards. The instance can read no file, no extension and
+    no Python variable, so binding a query never has a side effect.
+    """
+    global _INSTANCE, _INSTANCE_PID
+    with _INSTANCE_LOCK:
+        if _INSTANCE is None or _INSTANCE_PID != os.getpid():  # never reuse one across a fork
+            instance = duckdb.connect(":memory:")
+            instance.execute("SET enable_external_access = false")
+            instance.execute("SET autoinstall_known_extensions = false")
+            instance.execute("SET autoload_known_extensions = false")
+            _INSTANCE, _INSTANCE_PID = instance, os.getpid()
+        con = _INSTANCE.cursor()
+    database = f"catalog_{next(_COUNTER)}"
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"ATTACH ':memory:' AS {database}")
+    con.execute(f"USE {database}")
+    register_functions(con, as_of)
+    return con, database
+
+
+def _release(con: duckdb.DuckDBPyConnection, database: str) -> None:
+    try:
+        con.execute("USE memory")
+        con.execute(f"DETACH {database}")
+    finally:
+        con.close()
+
+
+_CACHED_FIELDS = ("header", "positions", "kind", "body", "deps", "dep_offsets", "version", "ast",
+                  "output_offsets", "select_offset", "declarations")
+
+
+def _checked(d: Definition, con: duckdb.DuckDBPyConnection, tree: dict | None,
+             key: tuple) -> list[tuple[int, int, str]]:
+    problems = _check_file(d, con, tree)
+    snapshot = {f: getattr(d, f) for f in _CACHED_FIELDS}
+    _remember(_FILE_CACHE, key, {"fields": snapshot, "problems": problems})
+    return problems
+
+
+def _restore(d: Definition, cached: dict) -> list[tuple[int, int, str]]:
+    for name, value in cached["fields"].items():
+        if isinstance(value, (list, dict)):
+            value = type(value)(value)  # the graph step edits deps; keep the cache intact
+        setattr(d, name, value)
+    return cached["problems"]
 
 
 def load_catalog(sql_dir: Path, external: Mapping[str, Schema], *,
                  paths: Iterable[Path] | None = None, root: Path | None = None,
                  as_of: date | None = None) -> Catalog:
-    """Read, check and build every definition under ``sql_dir`` (plus ``paths``).
+    """Read, check and bind every definition under ``sql_dir`` (plus ``paths``).
 
     Args:
         sql_dir: the ``sql/`` folder; each ``<layer>/<name>.sql`` below it is a definition.
@@ -639,35 +1126,55 @@ def load_catalog(sql_dir: Path, external: Mapping[str, Schema], *,
 
     Returns:
         The catalogue, in dependency order, with every problem found (empty when all is well).
+        Files unchanged since an earlier load in this process are not parsed again.
     """
-    root = root or sql_dir.parent
-    files = discover(sql_dir, paths)
-    con = duckdb.connect(":memory:")
+    with _LOAD_LOCK:  # loads share the caches (and the GC switch): one at a time
+        return _load(sql_dir, external, paths, (root or sql_dir.parent).resolve(), as_of)
+
+
+_LOAD_LOCK = threading.RLock()
+
+
+def _load(sql_dir: Path, external: Mapping[str, Schema], paths: Iterable[Path] | None,
+          root: Path, as_of: date | None) -> Catalog:
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # parsing allocates many small objects; cyclic GC passes cost ~25% here
+    con, database = _validation_connection(as_of)
     try:
-        con.execute("SET python_enable_replacements = false")
-        con.execute("SET TimeZone = 'UTC'")
-        register_functions(con, as_of)
         defs: list[Definition] = []
         problems: list[Problem] = []
-        invalid: set[str] = set()
-        for path in files:
+        pending: list[tuple[Definition, tuple]] = []
+        for path in discover(sql_dir, paths):
+            display = _display(path, root)
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as err:
-                problems.append(Problem(_display(path, root), 1, 1, f"cannot read file: {err}"))
+                problems.append(Problem(display, 1, 1, f"cannot read file: {err}"))
                 continue
-            d = Definition(path=path, display_path=_display(path, root), layer=path.parent.name,
+            d = Definition(path=path, display_path=display, layer=path.parent.name,
                            name=path.stem, text=text)
-            file_problems = _check_file(d, con)
-            problems.extend(file_problems)
-            if d.layer in SQL_LAYERS and re.fullmatch(r"[a-z][a-z0-9_]*", d.name):
+            key = (d.layer, d.name, hashlib.sha256(text.encode("utf-8")).hexdigest())
+            cached = _FILE_CACHE.get(key)
+            if cached is not None:
+                _FILE_CACHE.move_to_end(key)
+                file_problems = _restore(d, cached)
+                problems.extend(Problem(display, *p) for p in file_problems)
+            else:
+                pending.append((d, key))
+            if d.layer in SQL_LAYERS and _NAME.fullmatch(d.name):
                 defs.append(d)
-                if file_problems:
-                    invalid.add(d.table)
-        problems.extend(_graph_problems(defs, external))
-        invalid |= {d.table for d in defs if any(p.path == d.display_path for p in problems)}
+        trees = _serialize(con, [d.text for d, _ in pending])
+        for (d, key), tree in zip(pending, trees, strict=True):
+            problems.extend(Problem(d.display_path, *p) for p in _checked(d, con, tree, key))
+        graph_problems, duplicates = _graph_problems(defs, external)
+        problems.extend(graph_problems)
+        defs = [d for d in defs if d not in duplicates]
+        bad_paths = {p.path for p in problems}
+        invalid = {d.table for d in defs if d.display_path in bad_paths}
         ordered = _toposort(defs)
-        problems.extend(build_views(con, ordered, external, invalid))
+        problems.extend(build_schemas(con, ordered, external, invalid))
     finally:
-        con.close()
+        _release(con, database)
+        if gc_was_enabled:
+            gc.enable()
     return Catalog(definitions=ordered, external=dict(external), problems=sorted(set(problems)))

@@ -1,14 +1,27 @@
 -- description: >
 --   Customer records as the CRM holds them (one person may still appear several times), typed and
 --   normalised: e-mails lower-cased and syntax-checked, phones in E.164, placeholders nulled, a name
---   key that ignores case, ё/е and name order, canonical cities, store-local times as instants.
+--   key that ignores case, ё/е and name order, gender as male/female, birth dates from ISO,
+--   dd.mm.yyyy or dd/mm/yy, canonical cities, store-local times as instants. A value that cannot be
+--   used is nulled and the reason kept in value_issues; a record without customer_id is rejected;
+--   of several versions of one customer_id the latest loaded wins.
 -- owner: data-eng@bakery.example
 -- grain: [source_customer_id]
+-- tests:
+--   - accepted_values: {column: gender, values: [male, female]}
+--   - expression: {name: email_normalised, sql: "email is null or email = lower(trim(email))"}
+--   - expression: {name: phone_e164, sql: "phone is null or regexp_full_match(phone, '[+][1-9][0-9]{6,14}')"}
+--   - {relationships: {column: home_store_id, to: staging.stores, field: store_id}, severity: warn}
 -- columns:
 --   email_key: Matching key (gmail dots and +tags removed).
 --   name_key: Lower-case letters of first and last name, ё folded to е, tokens sorted.
---   registered_at: Instant, read in the home store's time zone (business zone if unknown).
---   contact_issues: Why an e-mail, phone or birth date was nulled, if it was.
+--   gender: male or female; anything else is nulled (value_issues says what it was).
+--   birth_date: Null when unparseable or impossible (before 1900, in the future).
+--   registered_at: Instant, read in the home store's time zone (business zone if unknown); a value
+--     with a UTC offset is taken as is.
+--   value_issues: >
+--     Why a value of this record was nulled, '; '-separated, each with the source text, e.g.
+--     "placeholder email (test@test.ru); impossible birth date (31.02.1990)".
 with source as (
     select * from raw.customers
 ),
@@ -23,32 +36,29 @@ cleaned as (
         nullif(trim(c.first_name), '') as first_name,
         nullif(trim(c.last_name), '') as last_name,
         crm_name_key(c.first_name, c.last_name) as name_key,
+        nullif(trim(c.email), '') as email_text,
         crm_email(c.email) as email,
         crm_email_key(c.email) as email_key,
+        crm_email_issue(c.email) as email_issue,
+        nullif(trim(c.phone), '') as phone_text,
         crm_phone(c.phone) as phone,
+        crm_phone_issue(c.phone) as phone_issue,
+        nullif(trim(c.gender), '') as gender_text,
         crm_gender(c.gender) as gender,
+        nullif(trim(c.birth_date), '') as birth_date_text,
         crm_birth_date(c.birth_date) as birth_date,
+        crm_birth_date_issue(c.birth_date) as birth_date_issue,
         crm_city(c.city) as city,
         nullif(trim(c.home_store_id), '') as home_store_id,
-        timezone(
-            coalesce(s.timezone, business_timezone()),
-            try_cast(nullif(trim(c.registered_at), '') as timestamp)
-        ) as registered_at,
+        coalesce(s.timezone, business_timezone()) as local_timezone,
+        nullif(trim(c.registered_at), '') as registered_at_text,
+        nullif(trim(c.updated_at), '') as updated_at_text,
+        nullif(trim(c.email_opt_in), '') as email_opt_in_text,
+        nullif(trim(c.sms_opt_in), '') as sms_opt_in_text,
+        nullif(trim(c.push_opt_in), '') as push_opt_in_text,
         crm_bool(c.email_opt_in) as email_opt_in,
         crm_bool(c.sms_opt_in) as sms_opt_in,
         crm_bool(c.push_opt_in) as push_opt_in,
-        timezone(
-            coalesce(s.timezone, business_timezone()),
-            try_cast(nullif(trim(c.updated_at), '') as timestamp)
-        ) as updated_at,
-        concat_ws('; ',
-            crm_email_issue(c.email),
-            crm_phone_issue(c.phone),
-            crm_birth_date_issue(c.birth_date)
-        ) as contact_issues,
-        nullif(trim(c.registered_at), '') is not null
-            and try_cast(nullif(trim(c.registered_at), '') as timestamp) is null
-            as bad_registered_at,
         c._source_file,
         c._file_sha256,
         c._row_number,
@@ -58,13 +68,58 @@ cleaned as (
     left join stores as s on s.store_id = nullif(trim(c.home_store_id), '')
 ),
 
+timed as (
+    -- store-local wall-clock text to an instant; a value carrying a UTC offset is taken as is
+    select
+        *,
+        case
+            when regexp_matches(registered_at_text,
+                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
+                then try_cast(registered_at_text as timestamptz)
+            else timezone(local_timezone, coalesce(
+                try_cast(registered_at_text as timestamp),
+                try_strptime(registered_at_text, ['%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M',
+                                                  '%d.%m.%Y', '%d/%m/%Y %H:%M:%S',
+                                                  '%d/%m/%Y %H:%M', '%d/%m/%Y'])))
+        end as registered_at_parsed,
+        case
+            when regexp_matches(updated_at_text,
+                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
+                then try_cast(updated_at_text as timestamptz)
+            else timezone(local_timezone, coalesce(
+                try_cast(updated_at_text as timestamp),
+                try_strptime(updated_at_text, ['%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M',
+                                               '%d.%m.%Y', '%d/%m/%Y %H:%M:%S',
+                                               '%d/%m/%Y %H:%M', '%d/%m/%Y'])))
+        end as updated_at_parsed
+    from cleaned
+),
+
+judged as (
+    select
+        *,
+        case
+            when _parse_error is not null then 'malformed record: ' || _parse_error
+            when source_customer_id is null then 'missing customer_id'
+        end as _problem,
+        -- before 2000 is a placeholder (1900-01-01, the 1970 epoch), not a registration
+        case when registered_at_parsed >= timestamptz '2000-01-01 00:00:00+00'
+            then registered_at_parsed end as registered_at,
+        case when updated_at_parsed >= timestamptz '2000-01-01 00:00:00+00'
+            then updated_at_parsed end as updated_at
+    from timed
+),
+
 ranked as (
     select
         *,
-        row_number() over (
-            partition by source_customer_id order by _loaded_at desc, _row_number desc
-        ) as _version_rank
-    from cleaned
+        row_number() over latest as _version_rank,
+        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
+    from judged
+    window latest as (
+        partition by source_customer_id
+        order by _problem is null desc, _loaded_at desc, _row_number desc
+    )
 )
 
 select
@@ -84,16 +139,39 @@ select
     sms_opt_in,
     push_opt_in,
     updated_at,
-    nullif(contact_issues, '') as contact_issues,
+    nullif(concat_ws('; ',
+        email_issue || ' (' || email_text || ')',
+        phone_issue || ' (' || phone_text || ')',
+        case when gender_text is not null and gender is null
+            then 'unrecognised gender (' || gender_text || ')' end,
+        birth_date_issue || ' (' || birth_date_text || ')',
+        case
+            when registered_at_text is not null and registered_at_parsed is null
+                then 'unparseable registered_at (' || registered_at_text || ')'
+            when registered_at_parsed is not null and registered_at is null
+                then 'placeholder registered_at (' || registered_at_text || ')'
+        end,
+        case
+            when updated_at_text is not null and updated_at_parsed is null
+                then 'unparseable updated_at (' || updated_at_text || ')'
+            when updated_at_parsed is not null and updated_at is null
+                then 'placeholder updated_at (' || updated_at_text || ')'
+        end,
+        case when email_opt_in_text is not null and email_opt_in is null
+            then 'unrecognised email_opt_in (' || email_opt_in_text || ')' end,
+        case when sms_opt_in_text is not null and sms_opt_in is null
+            then 'unrecognised sms_opt_in (' || sms_opt_in_text || ')' end,
+        case when push_opt_in_text is not null and push_opt_in is null
+            then 'unrecognised push_opt_in (' || push_opt_in_text || ')' end
+    ), '') as value_issues,
     _source_file,
     _file_sha256,
     _row_number,
     _loaded_at,
-    case
-        when _parse_error is not null then 'malformed record: ' || _parse_error
-        when source_customer_id is null then 'missing customer_id'
-        when bad_registered_at then 'unparseable registered_at'
-        when _version_rank > 1
-            then 'superseded: customer_id ' || source_customer_id || ' loaded again later'
-    end as _reject_reason
+    coalesce(
+        _problem,
+        case when _version_rank > 1
+            then 'superseded: customer_id ' || source_customer_id || ' again in '
+                || _latest_version end
+    ) as _reject_reason
 from ranked

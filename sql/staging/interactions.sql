@@ -1,36 +1,83 @@
--- description: Marketing messages sent and the customers' responses, one row per interaction.
+-- description: >
+--   Marketing messages sent and the customers' responses, one row per interaction. Rejected with a
+--   reason: no id, an unknown customer, no readable occurred_at, an unknown channel or type.
 -- owner: data-eng@bakery.example
 -- grain: [interaction_id]
 -- tests:
+--   - not_null: [source_customer_id, occurred_at]
 --   - accepted_values: {column: channel, values: [email, sms, push]}
 --   - accepted_values: {column: interaction_type, values: [sent, opened, clicked, unsubscribed]}
+--   - relationships: {column: source_customer_id, to: staging.customers}
+-- columns:
+--   occurred_at: Instant; ISO 8601 with a UTC offset in the source, a value without one is read in
+--     the business time zone.
 with source as (
     select * from raw.interactions
 ),
 
+customers as (
+    select source_customer_id from staging.customers
+),
+
 cleaned as (
     select
-        nullif(trim(interaction_id), '') as interaction_id,
-        nullif(trim(customer_id), '') as source_customer_id,
-        lower(nullif(trim(channel), '')) as channel,
-        lower(nullif(trim(interaction_type), '')) as interaction_type,
-        nullif(trim(campaign_id), '') as campaign_id,
-        try_cast(nullif(trim(occurred_at), '') as timestamptz) as occurred_at,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _loaded_at,
-        _parse_error
-    from source
+        nullif(trim(x.interaction_id), '') as interaction_id,
+        nullif(trim(x.customer_id), '') as source_customer_id,
+        c.source_customer_id is not null as is_known_customer,
+        lower(nullif(trim(x.channel), '')) as channel,
+        lower(nullif(trim(x.interaction_type), '')) as interaction_type,
+        nullif(trim(x.campaign_id), '') as campaign_id,
+        nullif(trim(x.occurred_at), '') as occurred_at_text,
+        x._source_file,
+        x._file_sha256,
+        x._row_number,
+        x._loaded_at,
+        x._parse_error
+    from source as x
+    left join customers as c on c.source_customer_id = nullif(trim(x.customer_id), '')
+),
+
+timed as (
+    select
+        *,
+        case
+            when regexp_matches(occurred_at_text,
+                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
+                then try_cast(occurred_at_text as timestamptz)
+            else timezone(business_timezone(), try_cast(occurred_at_text as timestamp))
+        end as occurred_at
+    from cleaned
+),
+
+judged as (
+    select
+        *,
+        case
+            when _parse_error is not null then 'malformed record: ' || _parse_error
+            when interaction_id is null then 'missing interaction_id'
+            when source_customer_id is null then 'missing customer_id'
+            when not is_known_customer then 'unknown customer: ' || source_customer_id
+            when occurred_at_text is null then 'missing occurred_at'
+            when occurred_at is null then 'unparseable occurred_at: ' || occurred_at_text
+            when channel is null or channel not in ('email', 'sms', 'push')
+                then 'unknown channel: ' || coalesce(channel, '(empty)')
+            when interaction_type is null
+                or interaction_type not in ('sent', 'opened', 'clicked', 'unsubscribed')
+                then 'unknown interaction_type: ' || coalesce(interaction_type, '(empty)')
+        end as _problem
+    from timed
 ),
 
 ranked as (
     select
         *,
-        row_number() over (
-            partition by interaction_id order by _loaded_at desc, _row_number desc
-        ) as _version_rank
-    from cleaned
+        row_number() over latest as _version_rank,
+        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
+    from judged
+    window latest as (
+        partition by interaction_id
+        order by _problem is null desc, _loaded_at desc, _row_number desc
+    )
 )
 
 select
@@ -44,14 +91,10 @@ select
     _file_sha256,
     _row_number,
     _loaded_at,
-    case
-        when _parse_error is not null then 'malformed record: ' || _parse_error
-        when interaction_id is null then 'missing interaction_id'
-        when source_customer_id is null then 'missing customer_id'
-        when occurred_at is null then 'missing or unparseable occurred_at'
-        when channel not in ('email', 'sms', 'push') then 'unknown channel: ' || channel
-        when interaction_type not in ('sent', 'opened', 'clicked', 'unsubscribed')
-            then 'unknown interaction_type: ' || interaction_type
-        when _version_rank > 1 then 'superseded: interaction loaded again later'
-    end as _reject_reason
+    coalesce(
+        _problem,
+        case when _version_rank > 1
+            then 'superseded: interaction_id ' || interaction_id || ' again in '
+                || _latest_version end
+    ) as _reject_reason
 from ranked

@@ -1,6 +1,12 @@
--- description: Order lines with typed quantities and prices; lines of unknown products are rejected.
+-- description: >
+--   Order lines with typed quantities and prices (comma decimals accepted). Rejected with a reason:
+--   no order_id or line_number, an unknown product, a quantity that is not a positive integer, an
+--   unreadable or negative price.
 -- owner: data-eng@bakery.example
 -- grain: [order_id, line_number]
+-- tests:
+--   - relationships: {column: product_id, to: staging.products}
+--   - expression: {name: quantity_positive, sql: "quantity > 0"}
 with source as (
     select * from raw.order_items
 ),
@@ -12,9 +18,12 @@ products as (
 cleaned as (
     select
         nullif(trim(i.order_id), '') as order_id,
+        nullif(trim(i.line_number), '') as line_number_text,
         try_cast(nullif(trim(i.line_number), '') as integer) as line_number,
         nullif(trim(i.product_id), '') as product_id,
+        nullif(trim(i.quantity), '') as quantity_text,
         try_cast(nullif(trim(i.quantity), '') as integer) as quantity,
+        nullif(trim(i.unit_price), '') as unit_price_text,
         crm_decimal(i.unit_price) as unit_price,
         p.product_id is not null as is_known_product,
         i._source_file,
@@ -26,13 +35,34 @@ cleaned as (
     left join products as p on p.product_id = nullif(trim(i.product_id), '')
 ),
 
+judged as (
+    select
+        *,
+        case
+            when _parse_error is not null then 'malformed record: ' || _parse_error
+            when order_id is null then 'missing order_id'
+            when line_number is null
+                then 'missing or unparseable line_number: ' || coalesce(line_number_text, '(empty)')
+            when not is_known_product then 'unknown product: ' || coalesce(product_id, '(empty)')
+            when quantity is null or quantity <= 0
+                then 'quantity must be a positive integer: ' || coalesce(quantity_text, '(empty)')
+            when unit_price_text is not null and unit_price is null
+                then 'unparseable unit_price: ' || unit_price_text
+            when unit_price < 0 then 'negative unit_price: ' || unit_price_text
+        end as _problem
+    from cleaned
+),
+
 ranked as (
     select
         *,
-        row_number() over (
-            partition by order_id, line_number order by _loaded_at desc, _row_number desc
-        ) as _version_rank
-    from cleaned
+        row_number() over latest as _version_rank,
+        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
+    from judged
+    window latest as (
+        partition by order_id, line_number
+        order by _problem is null desc, _loaded_at desc, _row_number desc
+    )
 )
 
 select
@@ -45,12 +75,10 @@ select
     _file_sha256,
     _row_number,
     _loaded_at,
-    case
-        when _parse_error is not null then 'malformed record: ' || _parse_error
-        when order_id is null then 'missing order_id'
-        when line_number is null then 'missing or unparseable line_number'
-        when not is_known_product then 'unknown product: ' || coalesce(product_id, '(empty)')
-        when quantity is null or quantity <= 0 then 'quantity must be a positive integer'
-        when _version_rank > 1 then 'superseded: order line loaded again later'
-    end as _reject_reason
+    coalesce(
+        _problem,
+        case when _version_rank > 1
+            then 'superseded: order line ' || order_id || '/' || line_number || ' again in '
+                || _latest_version end
+    ) as _reject_reason
 from ranked

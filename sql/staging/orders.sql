@@ -1,12 +1,22 @@
 -- description: >
 --   Orders with amounts as decimals (comma decimals accepted) and store-local times turned into
---   instants with the store's time zone. Negative amounts, unknown statuses and unparseable values
---   are rejected with a reason.
+--   instants with the store's time zone. Rejected with a reason: no order_id, no readable
+--   ordered_at, an unknown store or customer (guests have no customer), an unreadable or negative
+--   amount, an unknown status.
 -- owner: data-eng@bakery.example
 -- grain: [order_id]
 -- tests:
+--   - not_null: ordered_at
 --   - accepted_values: {column: status, values: [completed, cancelled, refunded]}
 --   - accepted_values: {column: channel, values: [in_store, app, web, delivery]}
+--   - relationships: {column: store_id, to: staging.stores, field: store_id}
+--   - relationships: {column: source_customer_id, to: staging.customers}
+--   - expression: {name: total_amount_not_negative, sql: "total_amount is null or total_amount >= 0"}
+-- columns:
+--   source_customer_id: The source system's customer id; null for a guest.
+--   ordered_at: Instant, read in the store's zone (business zone without a store); a value with a
+--     UTC offset is taken as is.
+--   ordered_at_local: The wall-clock time at the store.
 with source as (
     select * from raw.orders
 ),
@@ -24,13 +34,14 @@ cleaned as (
         nullif(trim(o.order_id), '') as order_id,
         nullif(trim(o.customer_id), '') as source_customer_id,
         nullif(trim(o.store_id), '') as store_id,
-        try_cast(nullif(trim(o.ordered_at), '') as timestamp) as ordered_at_local,
+        s.store_id is not null as is_known_store,
         coalesce(s.timezone, business_timezone()) as store_timezone,
+        nullif(trim(o.ordered_at), '') as ordered_at_text,
         lower(nullif(trim(o.channel), '')) as channel,
         lower(nullif(trim(o.status), '')) as status,
         crm_decimal(o.total_amount) as total_amount,
-        c.source_customer_id is not null as is_known_customer,
         nullif(trim(o.total_amount), '') as total_amount_text,
+        c.source_customer_id is not null as is_known_customer,
         o._source_file,
         o._file_sha256,
         o._row_number,
@@ -41,21 +52,61 @@ cleaned as (
     left join customers as c on c.source_customer_id = nullif(trim(o.customer_id), '')
 ),
 
+timed as (
+    -- store-local wall-clock text to an instant; a value carrying a UTC offset is taken as is
+    select
+        *,
+        case
+            when regexp_matches(ordered_at_text,
+                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
+                then try_cast(ordered_at_text as timestamptz)
+            else timezone(store_timezone, coalesce(
+                try_cast(ordered_at_text as timestamp),
+                try_strptime(ordered_at_text, ['%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M',
+                                               '%d/%m/%Y %H:%M:%S', '%d/%m/%Y %H:%M'])))
+        end as ordered_at
+    from cleaned
+),
+
+judged as (
+    select
+        *,
+        case
+            when _parse_error is not null then 'malformed record: ' || _parse_error
+            when order_id is null then 'missing order_id'
+            when ordered_at_text is null then 'missing ordered_at'
+            when ordered_at is null then 'unparseable ordered_at: ' || ordered_at_text
+            when ordered_at < timestamptz '2000-01-01 00:00:00+00'
+                then 'implausible ordered_at: ' || ordered_at_text
+            when store_id is not null and not is_known_store then 'unknown store: ' || store_id
+            when source_customer_id is not null and not is_known_customer
+                then 'unknown customer: ' || source_customer_id
+            when total_amount_text is not null and total_amount is null
+                then 'unparseable total_amount: ' || total_amount_text
+            when total_amount < 0 then 'negative total_amount: ' || total_amount_text
+            when status is not null and status not in ('completed', 'cancelled', 'refunded')
+                then 'unknown status: ' || status
+        end as _problem
+    from timed
+),
+
 ranked as (
     select
         *,
-        row_number() over (
-            partition by order_id order by _loaded_at desc, _row_number desc
-        ) as _version_rank
-    from cleaned
+        row_number() over latest as _version_rank,
+        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
+    from judged
+    window latest as (
+        partition by order_id order by _problem is null desc, _loaded_at desc, _row_number desc
+    )
 )
 
 select
     order_id,
     source_customer_id,
     store_id,
-    timezone(store_timezone, ordered_at_local) as ordered_at,
-    ordered_at_local,
+    ordered_at,
+    cast(timezone(store_timezone, ordered_at) as timestamp) as ordered_at_local,
     channel,
     status,
     total_amount,
@@ -63,17 +114,9 @@ select
     _file_sha256,
     _row_number,
     _loaded_at,
-    case
-        when _parse_error is not null then 'malformed record: ' || _parse_error
-        when order_id is null then 'missing order_id'
-        when ordered_at_local is null then 'missing or unparseable ordered_at'
-        when source_customer_id is not null and not is_known_customer
-            then 'unknown customer: ' || source_customer_id
-        when total_amount_text is not null and total_amount is null
-            then 'unparseable total_amount: ' || total_amount_text
-        when total_amount < 0 then 'negative total_amount: ' || total_amount_text
-        when status is not null and status not in ('completed', 'cancelled', 'refunded')
-            then 'unknown status: ' || status
-        when _version_rank > 1 then 'superseded: order_id ' || order_id || ' loaded again later'
-    end as _reject_reason
+    coalesce(
+        _problem,
+        case when _version_rank > 1
+            then 'superseded: order_id ' || order_id || ' again in ' || _latest_version end
+    ) as _reject_reason
 from ranked

@@ -1,6 +1,15 @@
--- description: Product catalogue, one row per product, categories lower-cased.
+-- description: >
+--   Product catalogue, one row per product, categories lower-cased, prices as decimals (comma
+--   decimals accepted). A product without id or category is rejected; an unreadable price is nulled
+--   with the reason in value_issues.
 -- owner: data-eng@bakery.example
 -- grain: [product_id]
+-- tests:
+--   - {not_null: product_name, severity: warn}
+--   - expression: {name: unit_price_not_negative, sql: "unit_price is null or unit_price >= 0"}
+-- columns:
+--   is_active: True unless the source says otherwise.
+--   value_issues: Why a value of this record was nulled or defaulted, if it was.
 with source as (
     select * from raw.products
 ),
@@ -10,8 +19,10 @@ cleaned as (
         nullif(trim(product_id), '') as product_id,
         nullif(trim(product_name), '') as product_name,
         lower(nullif(trim(category), '')) as category,
+        nullif(trim(unit_price), '') as unit_price_text,
         crm_decimal(unit_price) as unit_price,
-        coalesce(crm_bool(is_active), true) as is_active,
+        nullif(trim(is_active), '') as is_active_text,
+        crm_bool(is_active) as is_active_flag,
         _source_file,
         _file_sha256,
         _row_number,
@@ -20,29 +31,52 @@ cleaned as (
     from source
 ),
 
+judged as (
+    select
+        *,
+        case
+            when _parse_error is not null then 'malformed record: ' || _parse_error
+            when product_id is null then 'missing product_id'
+            when category is null then 'missing category'
+        end as _problem
+    from cleaned
+),
+
 ranked as (
     select
         *,
-        row_number() over (
-            partition by product_id order by _loaded_at desc, _row_number desc
-        ) as _version_rank
-    from cleaned
+        row_number() over latest as _version_rank,
+        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
+    from judged
+    window latest as (
+        partition by product_id order by _problem is null desc, _loaded_at desc, _row_number desc
+    )
 )
 
 select
     product_id,
     product_name,
     category,
-    unit_price,
-    is_active,
+    case when unit_price >= 0 then unit_price end as unit_price,
+    coalesce(is_active_flag, true) as is_active,
+    nullif(concat_ws('; ',
+        case
+            when unit_price_text is not null and unit_price is null
+                then 'unparseable unit_price (' || unit_price_text || ')'
+            when unit_price < 0 then 'negative unit_price (' || unit_price_text || ')'
+        end,
+        case
+            when is_active_text is not null and is_active_flag is null
+                then 'unrecognised is_active (' || is_active_text || '), taken as true'
+        end
+    ), '') as value_issues,
     _source_file,
     _file_sha256,
     _row_number,
     _loaded_at,
-    case
-        when _parse_error is not null then 'malformed record: ' || _parse_error
-        when product_id is null then 'missing product_id'
-        when category is null then 'missing category'
-        when _version_rank > 1 then 'superseded: product_id ' || product_id || ' loaded again later'
-    end as _reject_reason
+    coalesce(
+        _problem,
+        case when _version_rank > 1
+            then 'superseded: product_id ' || product_id || ' again in ' || _latest_version end
+    ) as _reject_reason
 from ranked

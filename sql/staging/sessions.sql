@@ -1,34 +1,81 @@
--- description: Web and app sessions (anonymous ones keep a null customer).
+-- description: >
+--   Web and app sessions; anonymous ones keep a null customer. Rejected with a reason: no id, no
+--   readable started_at, a customer id that is not known. Unreadable or negative counts are nulled
+--   with the reason in value_issues.
 -- owner: data-eng@bakery.example
 -- grain: [session_id]
+-- tests:
+--   - not_null: started_at
+--   - relationships: {column: source_customer_id, to: staging.customers}
+--   - {accepted_values: {column: device, values: [web, ios, android]}, severity: warn}
+-- columns:
+--   started_at: Instant; ISO 8601 with a UTC offset in the source, a value without one is read in
+--     the business time zone.
+--   value_issues: Why a value of this record was nulled, if it was.
 with source as (
     select * from raw.sessions
 ),
 
+customers as (
+    select source_customer_id from staging.customers
+),
+
 cleaned as (
     select
-        nullif(trim(session_id), '') as session_id,
-        nullif(trim(customer_id), '') as source_customer_id,
-        lower(nullif(trim(device), '')) as device,
-        try_cast(nullif(trim(started_at), '') as timestamptz) as started_at,
-        try_cast(nullif(trim(duration_seconds), '') as integer) as duration_seconds,
-        try_cast(nullif(trim(page_views), '') as integer) as page_views,
-        lower(nullif(trim(utm_source), '')) as utm_source,
-        _source_file,
-        _file_sha256,
-        _row_number,
-        _loaded_at,
-        _parse_error
-    from source
+        nullif(trim(x.session_id), '') as session_id,
+        nullif(trim(x.customer_id), '') as source_customer_id,
+        c.source_customer_id is not null as is_known_customer,
+        lower(nullif(trim(x.device), '')) as device,
+        nullif(trim(x.started_at), '') as started_at_text,
+        nullif(trim(x.duration_seconds), '') as duration_text,
+        try_cast(nullif(trim(x.duration_seconds), '') as integer) as duration_seconds,
+        nullif(trim(x.page_views), '') as page_views_text,
+        try_cast(nullif(trim(x.page_views), '') as integer) as page_views,
+        lower(nullif(trim(x.utm_source), '')) as utm_source,
+        x._source_file,
+        x._file_sha256,
+        x._row_number,
+        x._loaded_at,
+        x._parse_error
+    from source as x
+    left join customers as c on c.source_customer_id = nullif(trim(x.customer_id), '')
+),
+
+timed as (
+    select
+        *,
+        case
+            when regexp_matches(started_at_text,
+                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
+                then try_cast(started_at_text as timestamptz)
+            else timezone(business_timezone(), try_cast(started_at_text as timestamp))
+        end as started_at
+    from cleaned
+),
+
+judged as (
+    select
+        *,
+        case
+            when _parse_error is not null then 'malformed record: ' || _parse_error
+            when session_id is null then 'missing session_id'
+            when started_at_text is null then 'missing started_at'
+            when started_at is null then 'unparseable started_at: ' || started_at_text
+            when source_customer_id is not null and not is_known_customer
+                then 'unknown customer: ' || source_customer_id
+        end as _problem
+    from timed
 ),
 
 ranked as (
     select
         *,
-        row_number() over (
-            partition by session_id order by _loaded_at desc, _row_number desc
-        ) as _version_rank
-    from cleaned
+        row_number() over latest as _version_rank,
+        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
+    from judged
+    window latest as (
+        partition by session_id order by _problem is null desc, _loaded_at desc, _row_number desc
+    )
 )
 
 select
@@ -36,17 +83,22 @@ select
     source_customer_id,
     device,
     started_at,
-    duration_seconds,
-    page_views,
+    case when duration_seconds >= 0 then duration_seconds end as duration_seconds,
+    case when page_views >= 0 then page_views end as page_views,
     utm_source,
+    nullif(concat_ws('; ',
+        case when duration_text is not null and coalesce(duration_seconds, -1) < 0
+            then 'unusable duration_seconds (' || duration_text || ')' end,
+        case when page_views_text is not null and coalesce(page_views, -1) < 0
+            then 'unusable page_views (' || page_views_text || ')' end
+    ), '') as value_issues,
     _source_file,
     _file_sha256,
     _row_number,
     _loaded_at,
-    case
-        when _parse_error is not null then 'malformed record: ' || _parse_error
-        when session_id is null then 'missing session_id'
-        when started_at is null then 'missing or unparseable started_at'
-        when _version_rank > 1 then 'superseded: session loaded again later'
-    end as _reject_reason
+    coalesce(
+        _problem,
+        case when _version_rank > 1
+            then 'superseded: session_id ' || session_id || ' again in ' || _latest_version end
+    ) as _reject_reason
 from ranked
