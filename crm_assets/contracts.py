@@ -6,8 +6,9 @@ dirt to clean, not a reason to refuse a whole file). The *declared* type of each
 contract staging enforces row by row: a value that cannot be read as its type sends its row to
 ``staging.rejects`` with the file, the row number and the reason.
 
-A file is refused whole, naming the file and the column, when its header lacks a required column or
-carries a column the contract does not know, because then every row would be wrong in the same way.
+A file is refused whole, naming the file and the column, when its header lacks a required column,
+because then every row would be wrong in the same way. Columns the contract does not know are
+ignored (and logged): exports often carry more than the warehouse needs.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ def test_full_build_gives_hand_computed_tables(project):
     ) == [
         ("customers", "customers.csv", 5, "missing customer_id"),
         ("order_items", "order_items.csv", 5, "unknown product: P99"),
+        # the lines of the rejected orders O6 and O7 go with them
+        ("order_items", "order_items.csv", 8, "unknown or rejected order: O6"),
+        ("order_items", "order_items.csv", 9, "unknown or rejected order: O7"),
         ("orders", "orders.csv", 6, "unknown customer: C9"),
         ("orders", "orders.csv", 7, "negative total_amount: -50.00"),
     ]

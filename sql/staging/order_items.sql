@@ -1,6 +1,7 @@
 -- description: >
 --   Order lines with typed quantities and prices (comma decimals accepted). Rejected with a reason:
---   no order_id or line_number, an unknown product, a quantity that is not a positive integer, an
+--   no order_id or line_number, an order that is unknown or was itself rejected (its lines would
+--   otherwise vanish silently downstream), an unknown product, a quantity that is not a positive integer, an
 --   unreadable or negative price.
 -- owner: data-eng@bakery.example
 -- grain: [order_id, line_number]
@@ -15,6 +16,10 @@ products as (
     select product_id from staging.products
 ),
 
+orders as (
+    select order_id from staging.orders
+),
+
 cleaned as (
     select
         nullif(trim(i.order_id), '') as order_id,
@@ -26,6 +31,7 @@ cleaned as (
         nullif(trim(i.unit_price), '') as unit_price_text,
         crm_decimal(i.unit_price) as unit_price,
         p.product_id is not null as is_known_product,
+        o.order_id is not null as is_known_order,
         i._source_file,
         i._file_sha256,
         i._row_number,
@@ -33,6 +39,7 @@ cleaned as (
         i._parse_error
     from source as i
     left join products as p on p.product_id = nullif(trim(i.product_id), '')
+    left join orders as o on o.order_id = nullif(trim(i.order_id), '')
 ),
 
 judged as (
@@ -43,6 +50,7 @@ judged as (
             when order_id is null then 'missing order_id'
             when line_number is null
                 then 'missing or unparseable line_number: ' || coalesce(line_number_text, '(empty)')
+            when not is_known_order then 'unknown or rejected order: ' || order_id
             when not is_known_product then 'unknown product: ' || coalesce(product_id, '(empty)')
             when quantity is null or quantity <= 0
                 then 'quantity must be a positive integer: ' || coalesce(quantity_text, '(empty)')
