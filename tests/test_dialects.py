@@ -36,10 +36,6 @@ NOT_ON_POSTGRES = {
     "staging.orders": "calls crm_decimal()",
     # DuckDB-only SQL that sqlglot carries over as is
     "core.customers": 'syntax error at or near "customer_id"',  # SELECT * EXCEPT (...)
-    "core.customer_features": "WITHIN GROUP is required",  # mode(x) is ordered-set in Postgres
-    "events.first_purchase": "function arg_min(",  # no arg_min/min_by in Postgres
-    "marts.segment_overlap": "function any_value(bigint) does not exist",  # Postgres 16+ only
-    "marts.segment_profiles": "WITHIN GROUP is required",  # mode(x)
     "marts.segment_sizes_daily": "column day.generate_series does not exist",  # column alias
 }
 """Definitions whose PostgreSQL transpilation does not run, with (a fragment of) the reason."""

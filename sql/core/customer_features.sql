@@ -11,7 +11,8 @@
 --   recency_days: Days from the last completed order to the as-of date (null if none).
 --   orders_365d: Completed orders in the 365 days up to the as-of date.
 --   revenue_365d: Their total amount, roubles.
---   rfm_recency: 1 (longest ago) to 5 (most recent) quintile among buyers of the last 365 days; 0 if none.
+--   rfm_recency: 1 (longest ago) to 5 (most recent), quintile by percent rank among buyers of
+--     the last 365 days (ties share a score); 0 if none.
 --   lifecycle_stage: prospect (never bought), new (first order within 30 days), active, at_risk, lapsed.
 --   churn_risk: 0 (next order not yet due) to 1 (4x overdue against the person's usual gap between
 --     orders, 30 days if unknown); null for prospects.
@@ -56,23 +57,43 @@ order_stats as (
         coalesce(sum(total_amount) filter (
             where ordered_at >= as_of_end() - interval 365 day
         ), 0) as revenue_365d,
-        sum(total_amount) as revenue_total,
-        mode(channel) as preferred_channel
+        sum(total_amount) as revenue_total
     from orders
     group by customer_id
+),
+
+category_totals as (
+    select
+        customer_id,
+        category,
+        sum(quantity) as quantity_sum,
+        -- ties broken by name, so the same data always gives the same favourite
+        row_number() over (
+            partition by customer_id order by sum(quantity) desc, category
+        ) as category_rank
+    from items
+    group by customer_id, category
 ),
 
 category_stats as (
     select
         customer_id,
-        arg_max(category, quantity_sum) as favourite_category,
+        max(category) filter (where category_rank = 1) as favourite_category,
         sum(quantity_sum) filter (where category = 'croissant') as croissants_bought
-    from (
-        select customer_id, category, sum(quantity) as quantity_sum
-        from items
-        group by customer_id, category
-    ) as by_category
+    from category_totals
     group by customer_id
+),
+
+channel_totals as (
+    select
+        customer_id,
+        channel,
+        row_number() over (
+            partition by customer_id order by count(*) desc, channel
+        ) as channel_rank
+    from orders
+    where channel is not null
+    group by customer_id, channel
 ),
 
 features as (
@@ -95,7 +116,7 @@ features as (
         coalesce(o.revenue_365d, 0) as revenue_365d,
         coalesce(o.revenue_total, 0) as revenue_total,
         o.revenue_total / nullif(o.orders_total, 0) as avg_order_value,
-        o.preferred_channel,
+        ch.channel as preferred_channel,
         cs.favourite_category,
         coalesce(cs.croissants_bought, 0) as croissants_bought,
         case
@@ -114,6 +135,7 @@ features as (
     from customers as c
     left join order_stats as o on o.customer_id = c.customer_id
     left join category_stats as cs on cs.customer_id = c.customer_id
+    left join channel_totals as ch on ch.customer_id = c.customer_id and ch.channel_rank = 1
     left join unsubscribes as ue on ue.customer_id = c.customer_id and ue.channel = 'email'
     left join unsubscribes as us on us.customer_id = c.customer_id and us.channel = 'sms'
     left join unsubscribes as up on up.customer_id = c.customer_id and up.channel = 'push'
@@ -123,14 +145,18 @@ features as (
 scored as (
     select
         *,
+        -- quintiles by percent rank, so equal values always get the same score
         case when orders_365d > 0
-            then ntile(5) over (partition by orders_365d > 0 order by recency_days desc)
+            then least(5, 1 + floor(5 * percent_rank() over (
+                partition by orders_365d > 0 order by recency_days desc)))
             else 0 end as rfm_recency,
         case when orders_365d > 0
-            then ntile(5) over (partition by orders_365d > 0 order by orders_365d)
+            then least(5, 1 + floor(5 * percent_rank() over (
+                partition by orders_365d > 0 order by orders_365d)))
             else 0 end as rfm_frequency,
         case when orders_365d > 0
-            then ntile(5) over (partition by orders_365d > 0 order by revenue_365d)
+            then least(5, 1 + floor(5 * percent_rank() over (
+                partition by orders_365d > 0 order by revenue_365d)))
             else 0 end as rfm_monetary
     from features
 )

@@ -4,12 +4,24 @@
 -- owner: growth@bakery.example
 -- tags: [lifecycle, trigger]
 -- grain: [customer_id]
+with completed as (
+    select
+        customer_id,
+        ordered_at,
+        order_id,
+        store_id,
+        row_number() over (
+            partition by customer_id order by ordered_at, order_id
+        ) as purchase_number
+    from core.orders
+    where status = 'completed'
+        and customer_id is not null
+)
+
 select
     customer_id,
-    min(ordered_at) as occurred_at,
-    arg_min(order_id, ordered_at) as order_id,
-    arg_min(store_id, ordered_at) as store_id
-from core.orders
-where status = 'completed'
-    and customer_id is not null
-group by customer_id
+    ordered_at as occurred_at,
+    order_id,
+    store_id
+from completed
+where purchase_number = 1

@@ -19,9 +19,9 @@ select
     a.segment as segment_a,
     b.segment as segment_b,
     count(*) as customers_in_both,
-    any_value(sa.members) as segment_a_members,
-    any_value(sb.members) as segment_b_members,
-    round(count(*) / any_value(sa.members), 4) as share_of_a
+    max(sa.members) as segment_a_members,
+    max(sb.members) as segment_b_members,
+    round(cast(count(*) as decimal(18, 6)) / max(sa.members), 4) as share_of_a
 from current_members as a
 inner join current_members as b
     on a.customer_id = b.customer_id and a.segment <> b.segment

@@ -11,20 +11,37 @@ with current_members as (
 
 features as (
     select * from core.customer_features
+),
+
+member_features as (
+    select m.segment, f.*
+    from current_members as m
+    left join features as f on f.customer_id = m.customer_id
+),
+
+top_cities as (
+    select
+        segment,
+        city,
+        -- ties broken by name, so the same members always give the same top city
+        row_number() over (partition by segment order by count(*) desc, city) as city_rank
+    from member_features
+    where city is not null
+    group by segment, city
 )
 
 select
     m.segment,
     count(*) as members,
-    round(avg(case when f.gender = 'female' then 1.0 when f.gender = 'male' then 0.0 end), 4)
+    round(avg(case when m.gender = 'female' then 1.0 when m.gender = 'male' then 0.0 end), 4)
         as share_female,
-    round(avg(f.age), 1) as avg_age,
-    mode(f.city) as top_city,
-    round(avg(f.revenue_365d), 2) as avg_revenue_365d,
-    round(avg(f.orders_365d), 2) as avg_orders_365d,
-    round(avg(case when f.is_email_reachable then 1.0 else 0.0 end), 4) as share_email_reachable,
-    round(avg(case when f.is_sms_reachable then 1.0 else 0.0 end), 4) as share_sms_reachable
-from current_members as m
-left join features as f on f.customer_id = m.customer_id
+    round(avg(m.age), 1) as avg_age,
+    max(t.city) as top_city,
+    round(avg(m.revenue_365d), 2) as avg_revenue_365d,
+    round(avg(m.orders_365d), 2) as avg_orders_365d,
+    round(avg(case when m.is_email_reachable then 1.0 else 0.0 end), 4) as share_email_reachable,
+    round(avg(case when m.is_sms_reachable then 1.0 else 0.0 end), 4) as share_sms_reachable
+from member_features as m
+left join top_cities as t on t.segment = m.segment and t.city_rank = 1
 group by m.segment
 order by m.segment
