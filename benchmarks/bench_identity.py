@@ -35,6 +35,10 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -45,6 +49,7 @@ def main() -> int:
         t0 = time.perf_counter()
         generate(tmp_path / "input", customers=args.customers, seed=args.seed)
         t_gen = time.perf_counter() - t0
+        _say(f"generated in {t_gen:.1f} s")
 
         con = duckdb.connect(str(tmp_path / "crm.duckdb"))
         prepare_connection(con)
@@ -54,16 +59,19 @@ def main() -> int:
         for table in ("stores", "customers"):
             load_source(con, table, tmp_path / "input")
         t_load = time.perf_counter() - t0
+        _say(f"raw load {t_load:.1f} s")
 
         by_table = load_catalog(PROJECT / "sql", external_tables()).by_table()
         t0 = time.perf_counter()
         for table in ("staging.stores", "staging.customers"):
             materialize_model(con, by_table[table], run_id="bench")
         t_stage = time.perf_counter() - t0
+        _say(f"staging {t_stage:.1f} s")
 
         t0 = time.perf_counter()
         stats = resolve_identity(con)
         t_identity = time.perf_counter() - t0
+        _say(f"identity {t_identity:.1f} s")
         rerun0 = time.perf_counter()
         resolve_identity(con)
         t_rerun = time.perf_counter() - rerun0
