@@ -1,9 +1,9 @@
 """The input contract: which source tables exist, their columns, types and which are required.
 
 Raw tables keep what the file said, every value as text, so that nothing a source sends is lost
-before staging has had a chance to judge it (a comma-decimal amount or a ``31.02.1990`` birth date is
-dirt to clean, not a reason to refuse a whole file). The *declared* type of each column below is the
-contract staging enforces row by row: a value that cannot be read as its type sends its row to
+before staging has had a chance to judge it (a comma-decimal amount or a ``31.02.1990`` birth date
+is dirt to clean, not a reason to refuse a whole file). The *declared* type of each column below is
+the contract staging enforces row by row: a value that cannot be read as its type sends its row to
 ``staging.rejects`` with the file, the row number and the reason.
 
 A file is refused whole, naming the file and the column, when its header lacks a required column,
@@ -117,7 +117,8 @@ SOURCES: dict[str, SourceTable] = {
                 _c("ordered_at", "TIMESTAMP", True, "Local time of the store."),
                 _c("channel", "VARCHAR", description="in_store, app, web, delivery."),
                 _c("status", "VARCHAR", description="completed, cancelled, refunded."),
-                _c("total_amount", "DECIMAL(12,2)", description="Roubles; comma decimals accepted."),
+                _c("total_amount", "DECIMAL(12,2)",
+                   description="Roubles; comma decimals accepted."),
             ),
             required=True,
             key=("order_id",),

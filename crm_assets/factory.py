@@ -3,21 +3,21 @@
 Three kinds of materialisation, chosen by the file's folder or its header's ``kind``:
 
 * **model**: ``CREATE OR REPLACE TABLE <layer>.<name> AS <query>``. In ``staging``, a model that
-  outputs a ``_reject_reason`` column is split: rows with a reason go to ``staging.rejects`` with the
-  raw row as JSON, the others to the table (without that column).
+  outputs a ``_reject_reason`` column is split: rows with a reason go to ``staging.rejects`` with
+  the raw row as JSON, the others to the table (without that column).
 * **segment**: the current members as of a date (``as_of_date()`` in the SQL) replace
   ``segments.<name>``, and ``marts.segment_membership_history`` records who entered and who left
   (SCD2: ``valid_from`` inclusive, ``valid_to`` exclusive).
-* **event**: day-partitioned. The file selects *every* occurrence; the factory keeps those inside the
-  run's partition window (``occurred_at`` in ``[start, end)`` of business-zone days) and replaces
-  exactly that window in one transaction, so a re-run or a backfill of any range of days is two
-  statements, whatever its length.
+* **event**: day-partitioned. The file selects *every* occurrence; the factory keeps those inside
+  the run's partition window (``occurred_at`` in ``[start, end)`` of business-zone days) and
+  replaces exactly that window in one transaction, so a re-run or a backfill of any range of days is
+  two statements, whatever its length.
 """
 
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import duckdb
@@ -298,8 +298,8 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
                   **common)
         def _event(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = context.partition_time_window
-            start = window.start.astimezone(timezone.utc)
-            end = window.end.astimezone(timezone.utc)
+            start = window.start.astimezone(UTC)
+            end = window.end.astimezone(UTC)
             with warehouse.connect() as con:
                 rows = materialize_event_window(con, d, start, end, settings.business_timezone,
                                                 context.run.run_id)
@@ -361,4 +361,4 @@ def build_catalog_assets(catalog: Catalog, producers: Mapping[str, list[dg.Asset
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -1,4 +1,5 @@
-"""Identity resolution: which source customer records are one person, under a stable ``customer_id``.
+"""Identity resolution: which source customer records are one person, under a stable
+``customer_id``.
 
 The CRM holds one person many times (re-registrations, a second card, typing errors). Everything
 downstream of ``core`` keys on ``customer_id``, and segment histories, event rows and triggers that
@@ -22,31 +23,32 @@ new id, which the contract forbids; a wrong merge is a data fix, not something a
 
 Matching rule
 -------------
-A *candidate pair* is two records sharing ``email_key`` or ``phone``. A contact value carried by more
-than :data:`MAX_NAMES_PER_CONTACT` distinct ``name_key`` values or by more than
+A *candidate pair* is two records sharing ``email_key`` or ``phone``. A contact value carried by
+more than :data:`MAX_NAMES_PER_CONTACT` distinct ``name_key`` values or by more than
 :data:`MAX_RECORDS_PER_CONTACT` records is a shared contact (company mailbox, reception phone, a
-placeholder staging missed) and is no evidence at all. A shared contact only *proposes* a pair; it is
-*confirmed* by the other fields, because a household phone or a family mailbox is shared by different
-people while name, birth date and gender belong to one:
+placeholder staging missed) and is no evidence at all. A shared contact only *proposes* a pair; it
+is *confirmed* by the other fields, because a household phone or a family mailbox is shared by
+different people while name, birth date and gender belong to one:
 
 * never when both birth dates are known and differ (two people, whatever else they share);
 * ``email+name`` / ``phone+name``: equal ``name_key`` with at least two tokens (``name_key`` already
   absorbs case, ё/е and the first/last order; a lone surname is a family, not a person);
-* ``email+name_typo`` / ``phone+name_typo``: both names have two or more tokens and are one edit apart
-  (Damerau-Levenshtein <= 1 on the whole key, in either token order, so a typo that changes the sort
-  order still matches), and genders do not conflict. Edit distance is computed on a one-byte-per-
-  letter transliteration, because DuckDB counts edits in UTF-8 bytes (a Cyrillic typo would cost 2-4);
-* ``email+birth_date`` / ``phone+birth_date``: the same known birth date, genders do not conflict, and
-  the names share a token (the surname, in practice) or one record has no name.
+* ``email+name_typo`` / ``phone+name_typo``: both names have two or more tokens and are one edit
+  apart (Damerau-Levenshtein <= 1 on the whole key, in either token order, so a typo that changes
+  the sort order still matches), and genders do not conflict. Edit distance is computed on a
+  one-byte-per-letter transliteration, because DuckDB counts edits in UTF-8 bytes (a Cyrillic typo
+  would cost 2-4);
+* ``email+birth_date`` / ``phone+birth_date``: the same known birth date, genders do not conflict,
+  and the names share a token (the surname, in practice) or one record has no name.
 
-So a household phone (same surname, different first names) does not link, nor a company email (different
-names), nor namesakes (same name and city but no shared contact: no candidate pair). Duplicates with
-swapped name order, ё/е, one typo, email case or gmail dots (``email_key``), phone formats (E.164),
-or a missing email or phone (linked through the other contact) do.
+So a household phone (same surname, different first names) does not link, nor a company email
+(different names), nor namesakes (same name and city but no shared contact: no candidate pair).
+Duplicates with swapped name order, ё/е, one typo, email case or gmail dots (``email_key``), phone
+formats (E.164), or a missing email or phone (linked through the other contact) do.
 
 Persons are the connected components of confirmed edges plus "already share an id" edges, found in
-DuckDB by label propagation (each record takes the smallest label among its neighbours, repeated until
-nothing changes; the number of rounds is bounded by the graph's diameter, not by its size).
+DuckDB by label propagation (each record takes the smallest label among its neighbours, repeated
+until nothing changes; the number of rounds is bounded by the graph's diameter, not by its size).
 """
 
 from __future__ import annotations
@@ -609,11 +611,12 @@ def dedupe_report(con: duckdb.DuckDBPyConnection, truth_path: Path) -> list[dict
 
     A pair is two source records; it is *true* when the truth gives them the same ``person_id`` and
     *predicted* when they share a ``customer_id``. Pairwise scores weigh a wrong merge of two big
-    clusters by the harm it does, which record-level accuracy hides. Overall counts come from cluster
-    sizes (n*(n-1)/2 per group), never from materialised pairs; per-label counts materialise only the
-    pairs inside predicted clusters and true persons, which are small. A pair counts toward a label
-    when either record carries it, so for trap labels (``household_phone``, ``company_email``,
-    ``namesake``, ``placeholder_contact``) read ``precision``: lower means false merges.
+    clusters by the harm it does, which record-level accuracy hides. Overall counts come from
+    cluster sizes (n*(n-1)/2 per group), never from materialised pairs; per-label counts materialise
+    only the pairs inside predicted clusters and true persons, which are small. A pair counts toward
+    a label when either record carries it, so for trap labels (``household_phone``,
+    ``company_email``, ``namesake``, ``placeholder_contact``) read ``precision``: lower means false
+    merges.
 
     Args:
         con: Connection holding ``staging.customers`` and ``core.customer_identity``.

@@ -42,9 +42,11 @@ def build_all(settings: Settings, *, as_of: date, first_day: date, last_day: dat
     error = ""
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        error = "\n".join(
-            f"{e.step_key}: {e.step_failure_data.error.message.strip() if e.step_failure_data.error else ''}"
-            for e in failures) or "run failed"
+        messages = []
+        for event in failures:
+            failure = event.step_failure_data.error
+            messages.append(f"{event.step_key}: {failure.message.strip() if failure else ''}")
+        error = "\n".join(messages) or "run failed"
     return BuildResult(result.success, result.run_id, error)
 
 

@@ -80,10 +80,9 @@ def _tool_section(project_dir: Path) -> dict:
 
 
 def load_settings(**overrides) -> Settings:
-    """Read settings from ``pyproject.toml`` and the environment; keyword arguments win over both."""
-    project_dir = Path(
-        overrides.pop("project_dir", None) or os.environ.get("CRM_PROJECT_DIR") or DEFAULT_PROJECT_DIR
-    ).resolve()
+    """Read settings from ``pyproject.toml`` and the environment; keyword arguments win."""
+    project_dir = Path(overrides.pop("project_dir", None) or os.environ.get("CRM_PROJECT_DIR")
+                       or DEFAULT_PROJECT_DIR).resolve()
     tool = _tool_section(project_dir)
 
     def pick(key: str, env: str, default):

@@ -2,14 +2,15 @@
 
 Every connection the project opens goes through :func:`prepare_connection`, so that an unknown table
 name can never resolve to a Python variable (``python_enable_replacements``), comparisons of zoned
-timestamps never depend on the caller's machine (``TimeZone``), and the project's SQL functions exist.
+timestamps never depend on the caller's machine (``TimeZone``), and the project's SQL functions
+exist.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 

@@ -1,4 +1,5 @@
-"""Identity resolution on hand-written ``staging.customers`` rows: who is joined, who stays apart."""
+"""Identity resolution on hand-written ``staging.customers`` rows: who is joined, who stays
+apart."""
 
 from __future__ import annotations
 

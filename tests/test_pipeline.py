@@ -106,8 +106,9 @@ def test_segment_history_moves_forward_with_the_as_of_date(project):
 def test_partition_rerun_replaces_exactly_its_day(project):
     assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
                          last_day=D("2025-03-12")).success
-    con_sql = ("INSERT INTO events.croissant_purchase SELECT customer_id, occurred_at + INTERVAL 1 "
-               "DAY, order_id || '-stale', store_id, croissants, event_date + 1, definition_version "
+    con_sql = ("INSERT INTO events.croissant_purchase SELECT customer_id, "
+               "occurred_at + INTERVAL 1 DAY, order_id || '-stale', store_id, croissants, "
+               "event_date + 1, definition_version "
                "FROM events.croissant_purchase WHERE order_id = 'O2'")
     import duckdb
 
