@@ -20,7 +20,7 @@ from datetime import date
 D = date.fromisoformat
 
 
-def test_full_build_gives_hand_computed_tables(project):
+def test_full_build_gives_hand_computed_tables(project, monkeypatch, capsys):
     result = project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
                            last_day=D("2025-03-12"))
     assert result.success, result.error
@@ -64,6 +64,17 @@ def test_full_build_gives_hand_computed_tables(project):
     # optional sources without a file are empty typed tables
     assert project.scalar("SELECT count(*) FROM core.interactions") == 0
     assert project.scalar("SELECT count(*) FROM raw.sessions") == 0
+
+    # `crm customer` finds the person from any of their source ids
+    from crm_assets.cli import main
+
+    monkeypatch.setenv("CRM_WAREHOUSE", str(project.settings.warehouse_path))
+    capsys.readouterr()
+    assert main(["customer", "C2", "--source"]) == 0
+    out = capsys.readouterr().out
+    assert "customer_id            1" in out
+    assert "source records: C1 (email+name), C2 (email+name)" in out
+    assert "segments now: croissant_buyers (since 2025-03-12)" in out
 
 
 def test_second_build_changes_nothing(project):
