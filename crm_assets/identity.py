@@ -563,9 +563,14 @@ judged as (
 ),
 
 labelled as (
-    select distinct j.a, j.b, l.label, j.is_true, j.is_predicted
+    -- two equi-joins, not one join on "in (a, b)", which DuckDB can only run as a nested loop
+    select j.a, j.b, l.label, j.is_true, j.is_predicted
     from judged as j
-    inner join labels as l on l.source_customer_id in (j.a, j.b)
+    inner join labels as l on l.source_customer_id = j.a
+    union
+    select j.a, j.b, l.label, j.is_true, j.is_predicted
+    from judged as j
+    inner join labels as l on l.source_customer_id = j.b
 ),
 
 per_label as (
