@@ -204,25 +204,31 @@ def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: da
         h = "marts.segment_membership_history"
         params = [d.name, as_of]
         # leavers that entered today (a same-day re-run) vanish; earlier ones are closed today
-        left_today = con.execute(
+        con.execute(
             f"""DELETE FROM {h} WHERE segment = ? AND valid_to IS NULL AND valid_from = ?
-                AND customer_id NOT IN (SELECT customer_id FROM _members)""", params).fetchone()[0]
-        closed = con.execute(
+                AND customer_id NOT IN (SELECT customer_id FROM _members)""", params)
+        con.execute(
             f"""UPDATE {h} SET valid_to = $2 WHERE segment = $1 AND valid_to IS NULL
                 AND valid_from < $2 AND customer_id NOT IN (SELECT customer_id FROM _members)""",
-            params).fetchone()[0]
-        entered = con.execute(
+            params)
+        con.execute(
             f"""INSERT INTO {h} SELECT DISTINCT ?, m.customer_id, ?::DATE, NULL, ? FROM _members m
                 WHERE m.customer_id NOT IN (SELECT customer_id FROM {h}
                                             WHERE segment = ? AND valid_to IS NULL)""",
-            [d.name, as_of, d.version, d.name]).fetchone()[0]
+            [d.name, as_of, d.version, d.name])
         members = con.execute("SELECT count(*) FROM _members").fetchone()[0]
+        # the day's net change, from the history itself: a re-run of the same day reports the
+        # same numbers as the first run (not "nothing changed since the previous run")
+        entered, exited = con.execute(
+            f"""SELECT count(*) FILTER (WHERE valid_from = $2),
+                       count(*) FILTER (WHERE valid_to = $2)
+                FROM {h} WHERE segment = $1""", params).fetchone()
         con.execute("DELETE FROM meta.segment_runs WHERE segment = ? AND as_of_date = ?", params)
         con.execute("INSERT INTO meta.segment_runs VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                    [d.name, as_of, d.version, members, entered, closed + left_today, run_id])
+                    [d.name, as_of, d.version, members, entered, exited, run_id])
         _record_version(con, d, run_id)
     con.execute("DROP TABLE _members")
-    return {"members": members, "entered": entered, "exited": closed + left_today}
+    return {"members": members, "entered": entered, "exited": exited}
 
 
 def event_columns(d: Definition) -> list[tuple[str, str]]:
