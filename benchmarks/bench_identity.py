@@ -97,7 +97,9 @@ def main() -> int:
     for row in report[1:]:
         if row["precision"] is not None and row["precision"] < 1 or (
                 row["recall"] is not None and row["recall"] < 1):
-            print(f"  {row['label']:<24} precision {row['precision']} recall {row['recall']}")
+            print(f"  {row['label']:<24} precision {row['precision']} recall {row['recall']} "
+                  f"(true {row['true_pairs']}, predicted {row['predicted_pairs']}, "
+                  f"correct {row['correct_pairs']})")
     return 0
 
 
