@@ -168,10 +168,3 @@ SOURCES: dict[str, SourceTable] = {
         ),
     )
 }
-
-
-def raw_table_ddl(source: SourceTable, schema: str = "raw") -> str:
-    """``CREATE TABLE`` for the raw landing table: every contract column as text, plus lineage."""
-    cols = [f'"{c.name}" VARCHAR' for c in source.columns]
-    cols += [f'"{name}" {type_}' for name, type_ in LINEAGE_COLUMNS.items()]
-    return f'CREATE TABLE IF NOT EXISTS {schema}."{source.name}" ({", ".join(cols)})'

@@ -107,10 +107,6 @@ def _record_version(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str) 
         [d.name, d.layer, d.version, d.body, run_id, d.layer, d.name, d.version])
 
 
-def _check_specs(d: Definition, key: dg.AssetKey) -> list[TestSpec]:
-    return parse_tests(d, key)
-
-
 def _run_checks(con: duckdb.DuckDBPyConnection, specs: list[TestSpec], relation: str,
                 key: dg.AssetKey) -> list[dg.AssetCheckResult]:
     results = []
@@ -287,7 +283,7 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
 
     deps = sorted({k for dep in d.deps for k in producers.get(dep, [asset_key(dep)])},
                   key=lambda k: k.to_user_string())
-    specs = _check_specs(d, key)
+    specs = parse_tests(d, key)
     python_checks = staging_python_checks(d.layer, d.name, [n for n, _ in d.schema])
     kinds = {"duckdb", "sql"}
     tags = {t: "" for t in d.tags if t.replace("_", "").isalnum()}
@@ -364,7 +360,3 @@ def build_catalog_assets(catalog: Catalog, producers: Mapping[str, list[dg.Asset
     return [build_sql_asset(d, producers, settings, partitions_def,
                             {dep: catalog.schema_of(dep) for dep in d.deps})
             for d in catalog.definitions]
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -13,26 +13,12 @@ from datetime import date
 
 import duckdb
 
+from crm_assets.cleaning import CLEANING_FUNCTIONS
+
 ALLOWED_TABLE_FUNCTIONS: frozenset[str] = frozenset({"range", "generate_series", "unnest"})
 
 PROJECT_FUNCTIONS: frozenset[str] = frozenset(
-    {
-        "as_of_date",
-        "as_of_end",
-        "business_timezone",
-        "crm_email",
-        "crm_email_key",
-        "crm_email_issue",
-        "crm_phone",
-        "crm_phone_issue",
-        "crm_name_key",
-        "crm_gender",
-        "crm_birth_date",
-        "crm_birth_date_issue",
-        "crm_city",
-        "crm_bool",
-        "crm_decimal",
-    }
+    {"as_of_date", "as_of_end", "business_timezone", *CLEANING_FUNCTIONS}
 )
 
 _ALLOWED = """

@@ -5,7 +5,6 @@ validated against empty typed tables on a fresh clone, before anything was built
 """
 
 
-from collections.abc import Mapping
 
 import dagster as dg
 
@@ -183,7 +182,3 @@ def build_event_daily_counts(catalog: Catalog) -> dg.AssetsDefinition:
                                               "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```")})
 
     return _counts
-
-
-def python_asset_specs(settings: Settings, catalog: Catalog) -> Mapping[str, object]:
-    return {}

@@ -67,9 +67,6 @@ class Settings:
         """The freshness limit of ``raw.<table>``: configured, else the default, else 36 hours."""
         return float(self.freshness_hours.get(table, DEFAULT_FRESHNESS_HOURS.get(table, 36)))
 
-    def with_overrides(self, **kwargs) -> Settings:
-        return replace(self, **kwargs)
-
 
 def _tool_section(project_dir: Path) -> dict:
     pyproject = project_dir / "pyproject.toml"

@@ -446,18 +446,6 @@ def _walk_references(tree) -> list[tuple[str, str, int]]:
     return found
 
 
-def duckdb_references(con: duckdb.DuckDBPyConnection, text: str) -> tuple[list, str | None]:
-    """(kind, name, offset) of every function, table function and table in ``text``, per DuckDB.
-
-    Offsets are in characters of ``text``. Returns ``([], message)`` when DuckDB cannot parse it.
-    """
-    tree = _serialize(con, [text])[0]
-    if tree.get("error"):
-        return [], str(tree.get("error_message"))
-    return [(kind, name, _char_offset(text, offset))
-            for kind, name, offset in _walk_references(tree.get("statements", []))], None
-
-
 def _outer_stars(tree: dict) -> list[int]:
     """Byte offsets of ``*`` / ``COLUMNS(*)`` in the output list of the outermost query."""
     stack = [tree["statements"][0]["node"]]
