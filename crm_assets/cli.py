@@ -29,8 +29,7 @@ def ensure_dagster_home(settings: Settings) -> Path:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from crm_assets.python_assets import external_tables
-    from crm_assets.sql_catalog import load_catalog
+    from crm_assets.definitions import load_project_catalog
 
     settings = load_settings()
     paths = [Path(p).resolve() for p in args.paths]
@@ -39,8 +38,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for p in paths:
         if p.is_dir():
             files.extend(sorted(p.rglob("*.sql")))
-    catalog = load_catalog(settings.sql_dir, external_tables(), paths=files,
-                           root=Path.cwd() if Path.cwd() != settings.project_dir else None)
+    catalog = load_project_catalog(settings, paths=files, root=Path.cwd())
     problems = catalog.problems
     if only:
         wanted = {str(f.resolve()) for f in files}

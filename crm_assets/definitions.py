@@ -7,6 +7,7 @@ problem, so a broken or hostile SQL file never reaches a run.
 
 
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -26,8 +27,12 @@ from crm_assets.settings import Settings, load_settings
 from crm_assets.sql_catalog import Catalog, load_catalog
 
 
-def load_project_catalog(settings: Settings) -> Catalog:
-    return load_catalog(settings.sql_dir, external_tables(), root=settings.project_dir)
+def load_project_catalog(settings: Settings, paths: list[Path] | None = None,
+                         root: Path | None = None) -> Catalog:
+    """The project's catalogue (plus ``paths``), with the project's disk cache."""
+    return load_catalog(settings.sql_dir, external_tables(), paths=paths,
+                        root=root or settings.project_dir,
+                        cache_path=settings.catalog_cache_path)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -228,11 +228,10 @@ def compile_command(settings, name: str, dialect: str, as_of: date) -> int:
 
     A definition that is not portable is still printed, its reasons as ``--`` comments first.
     """
-    from crm_assets.python_assets import external_tables
-    from crm_assets.sql_catalog import load_catalog
+    from crm_assets.definitions import load_project_catalog
     from crm_assets.versions import UnknownName, resolve_table
 
-    catalog = load_catalog(settings.sql_dir, external_tables(), root=settings.project_dir)
+    catalog = load_project_catalog(settings)
     try:
         table = resolve_table(name, catalog.by_table())
         compiled = compile_definition(catalog.by_table()[table], dialect, as_of=as_of,

@@ -82,10 +82,11 @@ def set_business_timezone(con: duckdb.DuckDBPyConnection, zone: str) -> None:
 
 
 def register_functions(con: duckdb.DuckDBPyConnection, as_of: date | None = None,
-                       zone: str = "Europe/Moscow") -> None:
-    """Register every project function on ``con`` (idempotent)."""
+                       zone: str = "Europe/Moscow", *, udfs: bool = True) -> None:
+    """Register every project function on ``con`` (idempotent); see ``register_cleaning_functions``
+    for ``udfs``."""
     from crm_assets.cleaning import register_cleaning_functions
 
-    register_cleaning_functions(con)
+    register_cleaning_functions(con, udfs=udfs)
     set_as_of_date(con, as_of or date(1970, 1, 1))
     set_business_timezone(con, zone)

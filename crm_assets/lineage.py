@@ -233,8 +233,7 @@ def lineage_command(settings, spec: str) -> int:
 
     ``NAME`` is ``layer.table`` or a table name unique across layers. Needs no warehouse.
     """
-    from crm_assets.python_assets import external_tables
-    from crm_assets.sql_catalog import load_catalog
+    from crm_assets.definitions import load_project_catalog
     from crm_assets.versions import UnknownName, resolve_table
 
     name, _, column = spec.rpartition(".")
@@ -242,7 +241,7 @@ def lineage_command(settings, spec: str) -> int:
         print(f"expected NAME.COLUMN (e.g. segments.croissant_buyers.customer_id), got {spec!r}",
               file=sys.stderr)
         return 1
-    catalog = load_catalog(settings.sql_dir, external_tables(), root=settings.project_dir)
+    catalog = load_project_catalog(settings)
     try:
         table = resolve_table(name, catalog.by_table())
     except UnknownName as err:

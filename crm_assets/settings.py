@@ -14,6 +14,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``partition_start`` | ``CRM_PARTITION_START`` | ``2025-01-01`` |
 | ``demo_as_of`` | ``CRM_DEMO_AS_OF`` | ``2026-06-30`` (the last day of the shipped seeds) |
 | ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
+| ``catalog_cache_path`` | ``CRM_CATALOG_CACHE`` (``off``: none) | ``target/catalog_cache.pickle`` |
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Settings:
     demo_as_of: date = date(2026, 6, 30)
     freshness_hours: dict[str, float] = field(default_factory=dict)
     landing_dir: Path | None = None
+    catalog_cache_path: Path | None = None
+    """Where loads of the SQL catalogue keep what they parsed and bound, for the next process."""
 
     @property
     def sql_dir(self) -> Path:
@@ -88,6 +91,8 @@ def load_settings(**overrides) -> Settings:
     input_dir = Path(pick("input_dir", "CRM_INPUT_DIR", "seeds"))
     warehouse = Path(pick("warehouse_path", "CRM_WAREHOUSE", "warehouse/crm.duckdb"))
     landing = Path(pick("landing_dir", "CRM_LANDING_DIR", "landing"))
+    cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.pickle"))
+    cache_path = None if cache.lower() in ("off", "none", "false", "0") else Path(cache)
     settings = Settings(
         project_dir=project_dir,
         input_dir=input_dir if input_dir.is_absolute() else project_dir / input_dir,
@@ -99,6 +104,8 @@ def load_settings(**overrides) -> Settings:
         demo_as_of=date.fromisoformat(str(pick("demo_as_of", "CRM_DEMO_AS_OF", "2026-06-30"))),
         freshness_hours={k: float(v) for k, v in tool.get("freshness_hours", {}).items()},
         landing_dir=landing if landing.is_absolute() else project_dir / landing,
+        catalog_cache_path=(cache_path if cache_path is None or cache_path.is_absolute()
+                            else project_dir / cache_path),
     )
     ZoneInfo(settings.business_timezone)  # fail early on a misspelt zone
     return replace(settings, **overrides) if overrides else settings

@@ -534,10 +534,9 @@ def versions_command(settings, name: str) -> int:
 
     Works without a warehouse (then only the version on disk is known); opens it read-only.
     """
-    from crm_assets.python_assets import external_tables
-    from crm_assets.sql_catalog import load_catalog
+    from crm_assets.definitions import load_project_catalog
 
-    catalog = load_catalog(settings.sql_dir, external_tables(), root=settings.project_dir)
+    catalog = load_project_catalog(settings)
     by_table = catalog.by_table()
     recorded: set[str] = set()
     try:
