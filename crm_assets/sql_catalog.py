@@ -177,6 +177,10 @@ class Catalog:
     definitions: list[Definition]
     external: dict[str, Schema]
     problems: list[Problem]
+    parsed: int = 0
+    """Files this load parsed and checked; the others came from a cache (in memory or on disk)."""
+    bound: int = 0
+    """Queries this load bound in DuckDB; the others' schemas came from a cache."""
     _index: dict[str, Definition] = field(default_factory=dict, init=False, repr=False,
                                           compare=False)
 
@@ -931,6 +935,7 @@ class _Binder:
         self.schemas = schemas
         self.created: set[str] = set()
         self.used: set[tuple] = set()  # the schema-cache keys this load used (for the disk cache)
+        self.bound = 0  # definitions bound by DuckDB (not found in a cache)
 
     def ensure(self, tables: Iterable[str]) -> None:
         """Create (once) the empty table of each of ``tables`` whose schema is known."""
@@ -1075,6 +1080,7 @@ def build_schemas(binder: _Binder, catalog_defs: list[Definition], skip: set[str
                 binder.used.add(key)
                 accept(d, schema)
         results = binder.describe_many([(d.body, d.deps) for d, _ in unbound]) if unbound else []
+        binder.bound += len(unbound)
         for (d, key), result in zip(unbound, results, strict=True):
             if isinstance(result, duckdb.Error):
                 message = str(result)
@@ -1304,7 +1310,8 @@ def _load(sql_dir: Path, external: Mapping[str, Schema], paths: Iterable[Path] |
         validator.close()
         if gc_was_enabled:
             gc.enable()
-    return Catalog(definitions=ordered, external=dict(external), problems=sorted(set(problems)))
+    return Catalog(definitions=ordered, external=dict(external), problems=sorted(set(problems)),
+                   parsed=len(pending), bound=binder.bound)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from conftest import PROJECT_DIR, make_project
 
 from crm_assets.cli import main as crm
 from crm_assets.python_assets import external_tables
-from crm_assets.sql_catalog import CatalogError, fingerprint, load_catalog
+from crm_assets.sql_catalog import CatalogError, clear_parse_cache, fingerprint, load_catalog
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "asset_graph.json"
 
@@ -356,7 +356,7 @@ def test_all_bad_files_are_reported_in_one_pass_by_crm_validate(tmp_path, monkey
         relative.unlink()
     assert crm(["validate"]) == 0
     out, _ = capsys.readouterr()
-    assert out.strip().endswith("definition(s) valid")
+    assert out.strip().startswith(f"{len(list(sql.glob('*/*.sql')))} definition(s) valid")
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,6 +579,98 @@ def test_a_second_load_reuses_unchanged_files_and_sees_changed_ones(tmp_path, ex
     changed = load_catalog(sql, external).by_table()["segments.croissant_buyers"]
     assert changed.version != first["segments.croissant_buyers"].version
     assert "orders_with_croissant" in [n for n, _ in changed.schema]
+
+
+# --------------------------------------------------------------------------------------------
+# the disk cache: what the next process (code server, run, step) finds
+
+
+def _load_as_a_new_process(sql: Path, external, cache: Path):
+    """Load as a new process does: nothing in memory, only what the disk cache holds."""
+    clear_parse_cache()
+    return load_catalog(sql, external, cache_path=cache)
+
+
+def _summary(catalog) -> list[tuple]:
+    return [(d.table, d.version, d.deps, d.schema, d.header, d.body, d.kind,
+             [decl.name for decl, _ in d.declarations]) for d in catalog.definitions]
+
+
+def test_a_new_process_takes_everything_from_the_disk_cache(tmp_path, external):
+    sql = _project_sql(tmp_path)
+    cache = tmp_path / "target" / "catalog_cache.pickle"
+    first = _load_as_a_new_process(sql, external, cache)
+    n = len(list(sql.glob("*/*.sql")))
+    assert (first.parsed, first.bound, first.problems) == (n, n, [])
+    assert cache.is_file()
+
+    again = _load_as_a_new_process(sql, external, cache)
+    assert (again.parsed, again.bound, again.problems) == (0, 0, [])
+    assert _summary(again) == _summary(first)
+    # the sqlglot tree is not stored: it is parsed again when lineage or compile asks for it
+    restored = again.by_table()["segments.croissant_buyers"].ast
+    assert restored.sql(dialect="duckdb") == (
+        first.by_table()["segments.croissant_buyers"].ast.sql(dialect="duckdb"))
+
+
+def test_the_disk_cache_never_hides_a_change(tmp_path, external):
+    sql = _project_sql(tmp_path)
+    cache = tmp_path / "target" / "catalog_cache.pickle"
+    _load_as_a_new_process(sql, external, cache)
+
+    # an edited file is parsed and bound again; nothing reads croissant_buyers
+    segment = sql / "segments" / "croissant_buyers.sql"
+    segment.write_text(segment.read_text().replace("croissant_orders", "orders_with_croissant"))
+    edited = _load_as_a_new_process(sql, external, cache)
+    assert (edited.parsed, edited.bound, edited.problems) == (1, 1, [])
+    assert "orders_with_croissant" in [
+        n for n, _ in edited.by_table()["segments.croissant_buyers"].schema]
+
+    # an upstream column renamed: the three unchanged files reading core.order_items all use the
+    # old name, and each now fails although its own text did not change
+    upstream = sql / "core" / "order_items.sql"
+    upstream.write_text(upstream.read_text().replace("    p.category,",
+                                                     "    p.category as product_category,"))
+    renamed = _load_as_a_new_process(sql, external, cache)
+    assert renamed.parsed == 1
+    bad = sorted({p.path for p in renamed.problems if "category" in p.message})
+    assert bad == ["sql/core/customer_features.sql", "sql/events/croissant_purchase.sql",
+                   "sql/segments/croissant_buyers.sql"]
+
+
+def test_a_broken_or_unwritable_disk_cache_costs_time_only(tmp_path, external):
+    sql = _project_sql(tmp_path)
+    n = len(list(sql.glob("*/*.sql")))
+    cache = tmp_path / "target" / "catalog_cache.pickle"
+    cache.parent.mkdir()
+    cache.write_bytes(b"\x80\x05 torn in the middle of a write")
+    loaded = _load_as_a_new_process(sql, external, cache)
+    assert (loaded.parsed, loaded.problems) == (n, [])
+    assert _load_as_a_new_process(sql, external, cache).parsed == 0  # rewritten
+
+    blocked = tmp_path / "a_file" / "catalog_cache.pickle"  # its folder is a file: not writable
+    blocked.parent.write_text("")
+    assert _load_as_a_new_process(sql, external, blocked).problems == []
+    assert _load_as_a_new_process(sql, external, blocked).parsed == n
+
+
+def test_crm_validate_in_a_second_process_uses_the_cache(tmp_path):
+    root = tmp_path / "project"
+    _project_sql(root)
+    env = {**os.environ, "CRM_PROJECT_DIR": str(root)}
+    env.pop("CRM_CATALOG_CACHE", None)
+    n = len(list((root / "sql").glob("*/*.sql")))
+
+    def validate(**extra) -> str:
+        done = subprocess.run([sys.executable, "-m", "crm_assets.cli", "validate"], cwd=root,
+                              env={**env, **extra}, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    assert validate() == f"{n} definition(s) valid"
+    assert (root / "target" / "catalog_cache.pickle").is_file()
+    assert validate() == (f"{n} definition(s) valid (0 parsed, 0 bound; the rest unchanged, "
+                          "from the cache)")
+    assert validate(CRM_CATALOG_CACHE="off") == f"{n} definition(s) valid"
 
 
 # --------------------------------------------------------------------------------------------
