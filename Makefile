@@ -37,4 +37,4 @@ lint: install
 	$(BIN)/ruff check crm_assets tests benchmarks
 
 clean:
-	rm -rf warehouse .dagster_home
+	rm -rf warehouse .dagster_home target
