@@ -51,12 +51,16 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     build_all = dg.define_asset_job(
         "build_all", selection=everything,
         description="Ingest, clean, resolve identities, segments, events and marts.")
+    # what reads events (event_daily_counts) runs with them: on a new warehouse the nightly
+    # segments run comes before any event partition exists
     unpartitioned = dg.define_asset_job(
-        "refresh_segments", selection=everything - events,
-        description="Everything except the day-partitioned events (segments as of a date).")
+        "refresh_segments", selection=everything - events.downstream(),
+        description="Everything except the day-partitioned events and what reads them "
+                    "(segments as of a date).")
     daily_events = dg.define_asset_job(
-        "daily_events", selection=events.upstream(), partitions_def=partitions_def,
-        description="One day of events (and what they read).")
+        "daily_events", selection=events.upstream() | events.downstream(),
+        partitions_def=partitions_def,
+        description="One day of events, what they read and what reads them.")
     freshness_checks = build_freshness_checks(settings, pool=POOL)
     check_freshness = dg.define_asset_job(
         "check_freshness", selection=dg.AssetSelection.checks(freshness_checks),

@@ -78,6 +78,15 @@ def test_dropped_files_load_once_and_a_second_tick_does_nothing(landed):
         ("landing/products.csv", 3), ("landing/stores.csv", 2)]
     assert project.scalar("SELECT count(*) FROM core.orders") == 5
 
+    # the whole nightly segments job (what nightly_segments runs) on a warehouse where no event
+    # partition was ever built: it reads no event table
+    nightly = defs.resolve_job_def("refresh_segments").execute_in_process(
+        instance=project.instance, raise_on_error=False)
+    assert nightly.success
+    built = {e.asset_key.path[0] for e in nightly.get_asset_materialization_events()}
+    assert built == {"raw", "core", "staging", "segments", "marts"}
+    assert project.scalar("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'events'") == 0
+
     # nothing new: no run
     again, cursor = tick(defs, project.instance, cursor)
     assert again == []
