@@ -1,0 +1,57 @@
+"""The jobs and schedules a deployment runs: what each nightly tick asks for, in business time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+from conftest import make_project
+
+from crm_assets.factory import AS_OF_TAG
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory) -> dg.Definitions:
+    return make_project(tmp_path_factory.mktemp("schedules")).definitions()
+
+
+def _request(defs: dg.Definitions, name: str, at: datetime) -> dg.RunRequest:
+    schedule = defs.resolve_schedule_def(name)
+    context = dg.build_schedule_context(scheduled_execution_time=at,
+                                        repository_def=defs.get_repository_def())
+    result = schedule.evaluate_tick(context)
+    assert len(result.run_requests) == 1
+    return result.run_requests[0]
+
+
+def test_nightly_runs_ask_for_the_previous_business_day(defs):
+    # 02:30 in Moscow on 1 July is still 30 June in UTC (23:30): the day is Moscow's
+    events = _request(defs, "nightly_events", datetime(2026, 7, 1, 2, 30, tzinfo=MOSCOW))
+    assert (events.partition_key, events.tags[AS_OF_TAG]) == ("2026-06-30", "2026-06-30")
+    segments = _request(defs, "nightly_segments", datetime(2026, 7, 1, 2, 0, tzinfo=MOSCOW))
+    assert segments.partition_key is None and segments.tags[AS_OF_TAG] == "2026-06-30"
+    # the first day of a month asks for the last day of the previous one
+    assert _request(defs, "nightly_events",
+                    datetime(2026, 3, 1, 2, 30, tzinfo=MOSCOW)).partition_key == "2026-02-28"
+
+
+def test_schedules_ship_stopped_in_the_business_time_zone(defs):
+    expected = {"nightly_segments": ("0 2 * * *", "refresh_segments"),
+                "nightly_events": ("30 2 * * *", "daily_events"),
+                "hourly_freshness": ("15 * * * *", "check_freshness")}
+    for name, (cron, job) in expected.items():
+        schedule = defs.resolve_schedule_def(name)
+        assert (schedule.cron_schedule, schedule.job_name) == (cron, job)
+        assert schedule.execution_timezone == "Europe/Moscow"
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_jobs_run_their_steps_in_the_run_process(defs):
+    """A step process would re-import and re-load the project for each asset, and DuckDB's single
+    writer (the pool of 1) leaves no parallelism for it to buy."""
+    for job in ("build_all", "refresh_segments", "daily_events", "check_freshness"):
+        assert defs.resolve_job_def(job).executor_def.name == dg.in_process_executor.name
