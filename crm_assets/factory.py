@@ -3,8 +3,12 @@
 Three kinds of materialisation, chosen by the file's folder or its header's ``kind``:
 
 * **model**: ``CREATE OR REPLACE TABLE <layer>.<name> AS <query>``. In ``staging``, a model that
-  outputs a ``_reject_reason`` column is split: rows with a reason go to ``staging.rejects`` with
-  the raw row as JSON, the others to the table (without that column).
+  outputs a ``_problem`` column (why a row is unusable, or NULL) keeps, of each ``grain`` key, the
+  latest version (:func:`staging_query`): a valid row beats an invalid one, then the latest load,
+  then the last row of the file; older versions are rejected as ``superseded``. Rows with a
+  problem or superseded go to ``staging.rejects`` with the raw row as JSON, the others to the
+  table (without the reject columns). A model that outputs ``_reject_reason`` instead decides on
+  its own which rows are rejected.
 * **segment**: the current members as of a date (``as_of_date()`` in the SQL) replace
   ``segments.<name>``, and ``marts.segment_membership_history`` records who entered and who left
   (SCD2: ``valid_from`` inclusive, ``valid_to`` exclusive).
@@ -123,7 +127,7 @@ def _run_checks(con: duckdb.DuckDBPyConnection, specs: list[TestSpec], relation:
 def _common_metadata(d: Definition, rows: int) -> dict:
     return {
         "dagster/row_count": int(rows),
-        "dagster/column_schema": _table_schema(d.schema, d.column_docs),
+        "dagster/column_schema": _table_schema(d.published_schema, d.column_docs),
         "dagster/table_name": d.table,
         "sql": dg.MetadataValue.md(f"```sql\n{d.body.strip()}\n```"),
         "upstream_tables": dg.MetadataValue.json(d.deps),
@@ -136,12 +140,38 @@ def _common_metadata(d: Definition, rows: int) -> dict:
 # materialisations (plain functions of a connection, so the CLI and tests can call them too)
 
 
+def staging_query(d: Definition) -> str:
+    """The query of a staging model with one ``_reject_reason`` per row (NULL: the row is kept).
+
+    With ``_problem``, the latest version of each ``grain`` key is kept: per key, rows without a
+    problem first, then the latest load, then the last row of a file (then the file name, so ties
+    are broken the same way on every run). Every other version is ``superseded``, naming the
+    file and row of the one kept.
+    """
+    if "_problem" not in {n for n, _ in d.schema}:
+        return d.body
+    key = " || ', ' || ".join(f"'{k} ' || CAST({_q(k)} AS VARCHAR)" for k in d.grain)
+    return f"""SELECT * EXCLUDE (_problem, _version_rank, _latest_version),
+       coalesce(_problem, CASE WHEN _version_rank > 1
+           THEN 'superseded: ' || {key} || ' again in ' || _latest_version END) AS _reject_reason
+FROM (
+    SELECT *,
+        row_number() OVER latest AS _version_rank,
+        first_value(_source_file || ' row ' || _row_number) OVER latest AS _latest_version
+    FROM (\n{d.body}\n) AS _judged
+    WINDOW latest AS (
+        PARTITION BY {", ".join(_q(k) for k in d.grain)}
+        ORDER BY _problem IS NULL DESC, _loaded_at DESC, _row_number DESC, _source_file DESC
+    )
+)"""
+
+
 def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str) -> int:
     """Replace ``<layer>.<name>`` by the query's result; split rejects in staging."""
     columns = [n for n, _ in d.schema]
-    if d.layer == "staging" and "_reject_reason" in columns:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {d.body}\n")
-        kept = ", ".join(_q(c) for c in columns if c != "_reject_reason")
+    if d.splits_rejects:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staging_query(d)}\n")
+        kept = ", ".join(_q(n) for n, _ in d.published_schema)
         raw_table = f"raw.{d.name}"
         has_raw = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = ?",
@@ -284,7 +314,7 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
     deps = sorted({k for dep in d.deps for k in producers.get(dep, [asset_key(dep)])},
                   key=lambda k: k.to_user_string())
     specs = parse_tests(d, key)
-    python_checks = staging_python_checks(d.layer, d.name, [n for n, _ in d.schema])
+    python_checks = staging_python_checks(d.layer, d.name, d.splits_rejects)
     kinds = {"duckdb", "sql"}
     tags = {t: "" for t in d.tags if t.replace("_", "").isalnum()}
     common = dict(

@@ -108,10 +108,7 @@ def column_lineage(d: Definition, upstream_schemas: Mapping[str, Schema],
 
 def table_columns(d: Definition) -> list[str]:
     """The columns the factory writes for ``d`` that come from its query, in order."""
-    names = [n for n, _ in d.schema]
-    if d.layer == "staging" and "_reject_reason" in names:
-        names.remove("_reject_reason")  # split off into staging.rejects
-    return names
+    return [n for n, _ in d.published_schema]  # a staging reject reason is not a column
 
 
 def lineage_metadata(d: Definition, upstream_schemas: Mapping[str, Schema] | None,

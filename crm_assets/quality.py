@@ -141,13 +141,13 @@ class PythonCheck:
     evaluate: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]
 
 
-def staging_python_checks(layer: str, name: str, output_columns: list[str]) -> list[PythonCheck]:
+def staging_python_checks(layer: str, name: str, splits_rejects: bool) -> list[PythonCheck]:
     """The Python checks of the definition ``<layer>.<name>``: accounting for staging tables.
 
     Only a staging table fed by a source table (``raw.<name>``) and splitting rejects (it outputs
-    ``_reject_reason``) gets one.
+    ``_problem`` or ``_reject_reason``) gets one.
     """
-    if layer != "staging" or name not in SOURCES or "_reject_reason" not in output_columns:
+    if layer != "staging" or name not in SOURCES or not splits_rejects:
         return []
     spec = dg.AssetCheckSpec(
         name=ACCOUNTING_CHECK, asset=dg.AssetKey(["staging", name]), blocking=True,

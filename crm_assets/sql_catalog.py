@@ -72,6 +72,10 @@ SQL_LAYERS = tuple(DEFAULT_KIND)
 HEADER_KEYS = {"name", "description", "owner", "kind", "tags", "grain", "columns", "tests"}
 REQUIRED_COLUMNS = {"segment": {"customer_id": None},
                     "event": {"customer_id": None, "occurred_at": "TIMESTAMP WITH TIME ZONE"}}
+REJECT_COLUMNS = ("_problem", "_reject_reason")
+"""Staging outputs that are split off into ``staging.rejects`` (see :mod:`crm_assets.factory`)."""
+VERSION_COLUMNS = ("_source_file", "_row_number", "_loaded_at")
+"""What a staging model outputting ``_problem`` needs so the factory can pick the latest version."""
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _NO_LOCATION = 2**64 - 1  # DuckDB's query_location of a node it did not read from the text
 
@@ -136,6 +140,19 @@ class Definition:
         return f"{self.layer}.{self.name}"
 
     @property
+    def splits_rejects(self) -> bool:
+        """A staging model whose rows with a reason go to ``staging.rejects``: it outputs
+        ``_problem`` (the factory keeps the latest version of each grain) or ``_reject_reason``."""
+        return self.layer == "staging" and any(n in REJECT_COLUMNS for n, _ in self.schema)
+
+    @property
+    def published_schema(self) -> Schema:
+        """The columns of the table the factory writes (without the reject columns)."""
+        if not self.splits_rejects:
+            return list(self.schema)
+        return [(n, t) for n, t in self.schema if n not in REJECT_COLUMNS]
+
+    @property
     def ast(self) -> exp.Expression | None:
         if self._ast is None and self.version:  # a valid query, restored from the disk cache
             self._ast = _DUCKDB.parse(self.body)[0]
@@ -196,7 +213,7 @@ class Catalog:
             return self.external[table]
         if self._index.get(table) is None or len(self._index) != len(self.definitions):
             self.by_table()
-        return self._index[table].schema
+        return self._index[table].published_schema
 
     def raise_for_problems(self) -> None:
         if self.problems:
@@ -1039,7 +1056,7 @@ def build_schemas(binder: _Binder, catalog_defs: list[Definition], skip: set[str
 
     def accept(d: Definition, schema: Schema) -> None:
         d.schema = list(schema)
-        binder.schemas[d.table] = d.schema
+        binder.schemas[d.table] = d.published_schema  # what readers of the table will find
         names = [n.lower() for n, _ in d.schema]
         types = {n.lower(): t for n, t in d.schema}
         dupes = sorted({n for n in names if names.count(n) > 1} - set(d.output_offsets))
@@ -1054,6 +1071,21 @@ def build_schemas(binder: _Binder, catalog_defs: list[Definition], skip: set[str
                 add(d, d.output_offsets.get(column, d.select_offset),
                     f"'{column}' must be {required_type} (an instant, not a local time), "
                     f"found {types[column]}")
+        if d.layer == "staging" and "_problem" in types:
+            where = d.output_offsets.get("_problem", d.select_offset)
+            if "_reject_reason" in types:
+                add(d, where, "output '_problem' (the latest version of each grain is kept) or "
+                              "'_reject_reason' (rows kept as they are), not both")
+                missing.add("_reject_reason")
+            if "grain" not in d.header:
+                add(d, where, "a staging model that outputs '_problem' must declare its grain: "
+                              "the latest version of each grain is kept")
+                missing.add("grain")
+            for column in VERSION_COLUMNS:
+                if column not in types:
+                    add(d, where, f"a staging model that outputs '_problem' must output "
+                                  f"'{column}', to pick the latest version of each grain")
+                    missing.add(column)
         if missing or dupes:
             broken.add(d.table)
         for column in d.grain:

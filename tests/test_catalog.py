@@ -57,6 +57,24 @@ HOSTILE: dict[str, tuple[str, str, list[str]]] = {
     "export": (
         "segments/bad.sql", "export database '/tmp/everything'\n",
         ["{f}:1:1: only a read-only SELECT is allowed; found EXPORT statement"]),
+    "staging_problem_without_grain": (
+        "staging/bad.sql",
+        "-- description: x\nselect nullif(trim(store_id), '') as store_id, _source_file, "
+        "_row_number, _loaded_at,\n    null::varchar as _problem\nfrom raw.stores\n",
+        ["{f}:3:22: a staging model that outputs '_problem' must declare its grain: the latest "
+         "version of each grain is kept"]),
+    "staging_problem_without_loaded_at": (
+        "staging/bad.sql",
+        "-- grain: [store_id]\nselect store_id, _source_file, _row_number, null::varchar as "
+        "_problem\nfrom raw.stores\n",
+        ["{f}:2:62: a staging model that outputs '_problem' must output '_loaded_at', to pick "
+         "the latest version of each grain"]),
+    "staging_problem_and_reject_reason": (
+        "staging/bad.sql",
+        "-- grain: [store_id]\nselect store_id, _source_file, _row_number, _loaded_at, "
+        "null::varchar as _problem,\n    null::varchar as _reject_reason\nfrom raw.stores\n",
+        ["{f}:2:74: output '_problem' (the latest version of each grain is kept) or "
+         "'_reject_reason' (rows kept as they are), not both"]),
     "attach": (
         "segments/bad.sql", "attach '/tmp/other.duckdb' as other\n",
         ["{f}:1:1: only a read-only SELECT is allowed; found ATTACH statement"]),

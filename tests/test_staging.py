@@ -19,9 +19,10 @@ import duckdb
 import pytest
 from conftest import FIXTURES, PROJECT_DIR, TINY, make_project
 
+from crm_assets.contracts import SOURCES
 from crm_assets.definitions import load_project_catalog
 from crm_assets.factory import Warehouse, materialize_model
-from crm_assets.ingest import load_all_sources
+from crm_assets.ingest import load_all_sources, load_source_file
 from crm_assets.quality import ACCOUNTING_CHECK, account_rows, accounting_result
 from crm_assets.settings import load_settings
 
@@ -68,6 +69,38 @@ def test_stores(staged):
         ("S2", "Пекарня на Красном", "Новосибирск", "Asia/Novosibirsk", date(2021, 5, 1), None),
         ("S3", "Пекарня на Невском", "Санкт-Петербург", "Europe/Moscow", None,
          "unparseable opened_on (не знаю)"),
+    ]
+
+
+def test_of_several_versions_of_a_key_the_latest_valid_one_wins(tmp_path):
+    """The factory's rule for a staging model that outputs ``_problem``, keyed on its grain."""
+    header = "store_id,store_name,city,timezone,opened_on\n"
+    june = tmp_path / "stores.csv"
+    june.write_text(header + "S1,Старая,Москва,Europe/Moscow,\n"
+                             "S2,Верная,Москва,Europe/Moscow,\n"
+                             "S3,Первая строка,Москва,Europe/Moscow,\n"
+                             "S3,Вторая строка,Москва,Europe/Moscow,\n", encoding="utf-8")
+    july = tmp_path / "stores_july.csv"
+    july.write_text(header + "S1,Новая,Новосибирск,Asia/Novosibirsk,\n"
+                             "S2,Сломанная,Москва,MSK,\n", encoding="utf-8")
+    stores = load_project_catalog(load_settings(project_dir=PROJECT_DIR)).by_table()[
+        "staging.stores"]
+    warehouse = tmp_path / "crm.duckdb"
+    with Warehouse(database=str(warehouse)).connect() as con:
+        load_source_file(con, SOURCES["stores"], june, loaded_at=datetime(2026, 6, 1, tzinfo=UTC))
+        load_source_file(con, SOURCES["stores"], july, loaded_at=datetime(2026, 7, 1, tzinfo=UTC))
+        materialize_model(con, stores, run_id="test")
+    assert query(warehouse, "SELECT store_id, store_name, timezone FROM staging.stores "
+                            "ORDER BY 1") == [
+        ("S1", "Новая", "Asia/Novosibirsk"),  # the later load wins
+        ("S2", "Верная", "Europe/Moscow"),  # a valid older version beats an invalid newer one
+        ("S3", "Вторая строка", "Europe/Moscow"),  # in one file, the last row wins
+    ]
+    assert query(warehouse, "SELECT _source_file, _row_number, reason FROM staging.rejects "
+                            "ORDER BY 1, 2") == [
+        ("stores.csv", 1, "superseded: store_id S1 again in stores_july.csv row 1"),
+        ("stores.csv", 3, "superseded: store_id S3 again in stores.csv row 4"),
+        ("stores_july.csv", 2, "unknown time zone: MSK"),
     ]
 
 
@@ -155,7 +188,7 @@ def test_rejects_carry_reason_file_row_and_raw_row(staged):
     assert query(staged, "SELECT table_name, _source_file, _row_number, reason "
                          "FROM staging.rejects ORDER BY table_name, _row_number") == [
         ("customers", "customers.csv", 1,
-         "superseded: customer_id C1 again in customers.csv row 7"),
+         "superseded: source_customer_id C1 again in customers.csv row 7"),
         ("customers", "customers.csv", 4, "missing customer_id"),
         ("customers", "customers.csv", 6,
          "malformed record: record 6: expected 14 fields, found 4: "
@@ -165,7 +198,7 @@ def test_rejects_carry_reason_file_row_and_raw_row(staged):
         ("interactions", "interactions.csv", 5, "unknown interaction_type: bounced"),
         ("interactions", "interactions.csv", 6, "missing occurred_at"),
         ("order_items", "order_items.csv", 1,
-         "superseded: order line O1/1 again in order_items.csv row 8"),
+         "superseded: order_id O1, line_number 1 again in order_items.csv row 8"),
         ("order_items", "order_items.csv", 3, "unknown product: P99"),
         ("order_items", "order_items.csv", 4, "quantity must be a positive integer: 0"),
         ("order_items", "order_items.csv", 5, "missing or unparseable line_number: x"),

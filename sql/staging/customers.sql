@@ -108,18 +108,6 @@ judged as (
         case when updated_at_parsed >= timestamptz '2000-01-01 00:00:00+00'
             then updated_at_parsed end as updated_at
     from timed
-),
-
-ranked as (
-    select
-        *,
-        row_number() over latest as _version_rank,
-        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
-    from judged
-    window latest as (
-        partition by source_customer_id
-        order by _problem is null desc, _loaded_at desc, _row_number desc
-    )
 )
 
 select
@@ -168,10 +156,5 @@ select
     _file_sha256,
     _row_number,
     _loaded_at,
-    coalesce(
-        _problem,
-        case when _version_rank > 1
-            then 'superseded: customer_id ' || source_customer_id || ' again in '
-                || _latest_version end
-    ) as _reject_reason
-from ranked
+    _problem
+from judged

@@ -59,18 +59,6 @@ judged as (
             when unit_price < 0 then 'negative unit_price: ' || unit_price_text
         end as _problem
     from cleaned
-),
-
-ranked as (
-    select
-        *,
-        row_number() over latest as _version_rank,
-        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
-    from judged
-    window latest as (
-        partition by order_id, line_number
-        order by _problem is null desc, _loaded_at desc, _row_number desc
-    )
 )
 
 select
@@ -83,10 +71,5 @@ select
     _file_sha256,
     _row_number,
     _loaded_at,
-    coalesce(
-        _problem,
-        case when _version_rank > 1
-            then 'superseded: order line ' || order_id || '/' || line_number || ' again in '
-                || _latest_version end
-    ) as _reject_reason
-from ranked
+    _problem
+from judged

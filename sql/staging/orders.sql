@@ -88,17 +88,6 @@ judged as (
                 then 'unknown status: ' || status
         end as _problem
     from timed
-),
-
-ranked as (
-    select
-        *,
-        row_number() over latest as _version_rank,
-        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
-    from judged
-    window latest as (
-        partition by order_id order by _problem is null desc, _loaded_at desc, _row_number desc
-    )
 )
 
 select
@@ -114,9 +103,5 @@ select
     _file_sha256,
     _row_number,
     _loaded_at,
-    coalesce(
-        _problem,
-        case when _version_rank > 1
-            then 'superseded: order_id ' || order_id || ' again in ' || _latest_version end
-    ) as _reject_reason
-from ranked
+    _problem
+from judged

@@ -40,17 +40,6 @@ judged as (
             when category is null then 'missing category'
         end as _problem
     from cleaned
-),
-
-ranked as (
-    select
-        *,
-        row_number() over latest as _version_rank,
-        first_value(_source_file || ' row ' || _row_number) over latest as _latest_version
-    from judged
-    window latest as (
-        partition by product_id order by _problem is null desc, _loaded_at desc, _row_number desc
-    )
 )
 
 select
@@ -74,9 +63,5 @@ select
     _file_sha256,
     _row_number,
     _loaded_at,
-    coalesce(
-        _problem,
-        case when _version_rank > 1
-            then 'superseded: product_id ' || product_id || ' again in ' || _latest_version end
-    ) as _reject_reason
-from ranked
+    _problem
+from judged
