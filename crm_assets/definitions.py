@@ -16,9 +16,11 @@ from crm_assets.factory import AS_OF_TAG, POOL, Warehouse, build_catalog_assets
 from crm_assets.landing import build_landing_sensor, landing_targets
 from crm_assets.partitions import daily_partitions
 from crm_assets.python_assets import (
+    SERVING_KEY,
     build_event_daily_counts,
     build_identity_asset,
     build_raw_assets,
+    build_serving_asset,
     external_tables,
     producers,
 )
@@ -46,6 +48,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         *build_catalog_assets(catalog, producers(catalog), settings, partitions_def),
         build_event_daily_counts(catalog),
     ]
+    assets.append(build_serving_asset(settings, assets))
     events = dg.AssetSelection.assets(*[a.key for a in assets if a.partitions_def is not None])
     everything = dg.AssetSelection.all()
     build_all = dg.define_asset_job(
@@ -53,8 +56,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         description="Ingest, clean, resolve identities, segments, events and marts.")
     # what reads events (event_daily_counts) runs with them: on a new warehouse the nightly
     # segments run comes before any event partition exists
+    serving = dg.AssetSelection.assets(SERVING_KEY)  # publishes whatever exists
     unpartitioned = dg.define_asset_job(
-        "refresh_segments", selection=everything - events.downstream(),
+        "refresh_segments", selection=everything - events.downstream() | serving,
         description="Everything except the day-partitioned events and what reads them "
                     "(segments as of a date).")
     daily_events = dg.define_asset_job(

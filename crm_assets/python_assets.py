@@ -174,11 +174,45 @@ def build_event_daily_counts(catalog: Catalog) -> dg.AssetsDefinition:
               deps=[asset_key(t) for t in events], kinds={"duckdb", "sql"}, pool=POOL,
               description="Occurrences and distinct customers per event and business day.")
     def _counts(warehouse: Warehouse):
-        sql = event_daily_counts_sql(events)
         with warehouse.connect() as con:
+            # an event with no partition built yet has no table: it has no occurrence either
+            built = {f"events.{t}" for (t,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'events'").fetchall()}
+            sql = event_daily_counts_sql([t for t in events if t in built])
             con.execute(f"CREATE OR REPLACE TABLE marts.event_daily_counts AS {sql}")
             rows = con.execute("SELECT count(*) FROM marts.event_daily_counts").fetchone()[0]
-        return dg.MaterializeResult(metadata={"dagster/row_count": int(rows),
-                                              "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```")})
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": int(rows), "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+            "events_not_built_yet": dg.MetadataValue.json(sorted(set(events) - built))})
 
     return _counts
+
+
+SERVING_KEY = dg.AssetKey(["serving", "snapshot"])
+
+
+def build_serving_asset(settings: Settings, assets: list[dg.AssetsDefinition]
+                        ) -> dg.AssetsDefinition:
+    """The snapshot BI reads (:mod:`crm_assets.serving`), after every table it publishes."""
+    from crm_assets.serving import SERVED_SCHEMAS, VIEWS_FILE, publish
+
+    served = sorted({k for a in assets for k in a.keys if k.path[0] in SERVED_SCHEMAS},
+                    key=lambda k: k.to_user_string())
+
+    @dg.asset(key=SERVING_KEY, group_name="serving", deps=served, kinds={"duckdb", "parquet"},
+              pool=POOL,
+              description=f"What BI tools read: {settings.serving_path / VIEWS_FILE} (read-only, "
+                          "views over Parquet), swapped in atomically; no run ever opens it.")
+    def _snapshot(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        with warehouse.connect() as con:
+            result = publish(con, settings.serving_path)
+        context.log.info(f"published {result.tables} tables to {result.path}: "
+                         f"{result.files_written} Parquet files written, "
+                         f"{result.files_reused} unchanged, {result.files_removed} removed")
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(result.path)),
+            "tables": result.tables, "dagster/row_count": result.rows,
+            "files_written": result.files_written, "files_reused": result.files_reused,
+            "files_removed": result.files_removed})
+
+    return _snapshot

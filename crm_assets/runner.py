@@ -74,3 +74,6 @@ def print_summary(settings: Settings, days: int = 7) -> None:
         print(f"Events (rows and customers per day, last {days} days with data):")
         for event, day, occurrences, customers in rows:
             print(f"  {event:<32} {day}  {occurrences:>8} rows  {customers:>8} customers")
+    views = settings.serving_path / "crm.duckdb"
+    if views.exists():
+        print(f"BI snapshot (open read-only; DuckDB 1.x readable): {views}")

@@ -14,6 +14,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``partition_start`` | ``CRM_PARTITION_START`` | ``2025-01-01`` |
 | ``demo_as_of`` | ``CRM_DEMO_AS_OF`` | ``2026-06-30`` (the last day of the shipped seeds) |
 | ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
+| ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
 | ``catalog_cache_path`` | ``CRM_CATALOG_CACHE`` (``off``: none) | ``target/catalog_cache.pickle`` |
 """
 
@@ -52,6 +53,13 @@ class Settings:
     landing_dir: Path | None = None
     catalog_cache_path: Path | None = None
     """Where loads of the SQL catalogue keep what they parsed and bound, for the next process."""
+    serving_dir: Path | None = None
+    """Where BI reads a published snapshot (:mod:`crm_assets.serving`); default: next to the
+    warehouse file."""
+
+    @property
+    def serving_path(self) -> Path:
+        return self.serving_dir or self.warehouse_path.parent / "serving"
 
     @property
     def sql_dir(self) -> Path:
@@ -91,6 +99,7 @@ def load_settings(**overrides) -> Settings:
     input_dir = Path(pick("input_dir", "CRM_INPUT_DIR", "seeds"))
     warehouse = Path(pick("warehouse_path", "CRM_WAREHOUSE", "warehouse/crm.duckdb"))
     landing = Path(pick("landing_dir", "CRM_LANDING_DIR", "landing"))
+    serving = pick("serving_dir", "CRM_SERVING_DIR", None)
     cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.pickle"))
     cache_path = None if cache.lower() in ("off", "none", "false", "0") else Path(cache)
     settings = Settings(
@@ -106,6 +115,8 @@ def load_settings(**overrides) -> Settings:
         landing_dir=landing if landing.is_absolute() else project_dir / landing,
         catalog_cache_path=(cache_path if cache_path is None or cache_path.is_absolute()
                             else project_dir / cache_path),
+        serving_dir=None if serving is None else (
+            Path(serving) if Path(serving).is_absolute() else project_dir / serving),
     )
     ZoneInfo(settings.business_timezone)  # fail early on a misspelt zone
     return replace(settings, **overrides) if overrides else settings

@@ -84,7 +84,7 @@ def test_dropped_files_load_once_and_a_second_tick_does_nothing(landed):
         instance=project.instance, raise_on_error=False)
     assert nightly.success
     built = {e.asset_key.path[0] for e in nightly.get_asset_materialization_events()}
-    assert built == {"raw", "core", "staging", "segments", "marts"}
+    assert built == {"raw", "core", "staging", "segments", "marts", "serving"}
     assert project.scalar("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'events'") == 0
 
     # nothing new: no run

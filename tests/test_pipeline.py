@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
+
 D = date.fromisoformat
 
 
@@ -64,6 +66,20 @@ def test_full_build_gives_hand_computed_tables(project, monkeypatch, capsys):
     # optional sources without a file are empty typed tables
     assert project.scalar("SELECT count(*) FROM core.interactions") == 0
     assert project.scalar("SELECT count(*) FROM raw.sessions") == 0
+
+    # BI reads the same answers from the published snapshot, never from the warehouse file
+    bi = duckdb.connect(str(project.settings.serving_path / "crm.duckdb"), read_only=True)
+    try:
+        assert bi.execute("SELECT customer_id, croissant_orders FROM segments.croissant_buyers "
+                          "ORDER BY 1").fetchall() == [(1, 2), (2, 1)]
+        assert bi.execute("SELECT order_id, event_date FROM events.croissant_purchase "
+                          "ORDER BY 1").fetchall() == [
+            ("O1", D("2025-03-10")), ("O2", D("2025-03-10")), ("O3", D("2025-03-10"))]
+        served = {r[0] for r in bi.execute("SELECT DISTINCT schema_name FROM duckdb_views() "
+                                           "WHERE NOT internal").fetchall()}
+        assert served == {"core", "segments", "events", "marts"}  # not raw, staging or meta
+    finally:
+        bi.close()
 
     # `crm customer` finds the person from any of their source ids
     from crm_assets.cli import main

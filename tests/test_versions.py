@@ -98,11 +98,14 @@ def test_edit_plan_apply_and_history(tmp_path, monkeypatch, capsys):
     assert assets[EVENT]["ranges"] == [["2025-03-01", "2025-03-12"]]  # every built day
     assert assets["marts.segment_sizes_daily"]["because_of"] == [SEGMENT]  # via the history
     assert assets["marts.event_daily_counts"]["because_of"] == [EVENT]  # a Python asset
-    assert all(n.startswith("marts.") for n, a in assets.items() if a["reason"] == "downstream")
+    assert all(n.startswith("marts.") or n == "serving.snapshot"
+               for n, a in assets.items() if a["reason"] == "downstream")
+    assert assets["serving.snapshot"]["reason"] == "downstream"  # BI gets the rebuilt tables
     runs = plan["runs"]
     assert SEGMENT in runs[0]["assets"] and runs[0]["first_day"] is None
     assert runs[1] == {"assets": [EVENT], "first_day": "2025-03-01", "last_day": "2025-03-12"}
     assert "marts.event_daily_counts" in runs[2]["assets"] and len(runs) == 3
+    assert "serving.snapshot" in runs[2]["assets"]  # last, after the events it publishes
     ranged = project.instance.get_runs(filters=dg.RunsFilter(tags={
         "dagster/asset_partition_range_start": "2025-03-01",
         "dagster/asset_partition_range_end": "2025-03-12"}))

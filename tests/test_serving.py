@@ -1,0 +1,119 @@
+"""Serving BI: a snapshot readers never share with the pipeline, rewritten only where it changed.
+
+A hand-made warehouse (no pipeline needed): one table per served layer, an event table over two
+months, and tables of layers BI does not read. Counts of files below are worked out by hand: one
+Parquet file per table, one per month of an event table.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from crm_assets.serving import MANIFEST_FILE, VIEWS_FILE, publish
+from crm_assets.warehouse import connect
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "crm.duckdb"
+    with connect(path) as con:
+        con.execute("CREATE TABLE core.customers AS SELECT * FROM "
+                    "(VALUES (1, 'Анна'), (2, 'Иван')) t(customer_id, first_name)")
+        con.execute("CREATE TABLE segments.croissant_buyers AS SELECT 1 AS customer_id")
+        con.execute("""CREATE TABLE events.croissant_purchase AS SELECT * FROM (VALUES
+            (1, TIMESTAMPTZ '2026-01-10 09:00:00+03', DATE '2026-01-10'),
+            (2, TIMESTAMPTZ '2026-01-31 23:30:00+03', DATE '2026-01-31'),
+            (1, TIMESTAMPTZ '2026-02-01 08:00:00+03', DATE '2026-02-01'))
+            t(customer_id, occurred_at, event_date)""")
+        con.execute("CREATE TABLE staging.orders AS SELECT 'O1' AS order_id")
+    return path
+
+
+def served(serving: Path, sql: str) -> list[tuple]:
+    """What a new BI process reads (a process keeps the database it opened: see serving.py)."""
+    code = (f"import duckdb; con = duckdb.connect({str(serving / VIEWS_FILE)!r}, read_only=True); "
+            f"con.execute(\"SET TimeZone = 'UTC'\"); print(repr(con.execute({sql!r}).fetchall()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return eval(done.stdout)  # noqa: S307 - the repr of a list of tuples of our own values
+
+
+def test_a_publish_serves_every_bi_table_and_rewrites_only_what_changed(warehouse, tmp_path):
+    serving = tmp_path / "serving"
+    with connect(warehouse) as con:
+        first = publish(con, serving)
+    # customers, croissant_buyers, 2 months of croissant_purchase, the segment history
+    assert (first.tables, first.files_written, first.files_reused) == (4, 5, 0)
+    assert first.rows == 2 + 1 + 3 + 0
+    reader = duckdb.connect(str(serving / VIEWS_FILE), read_only=True)
+    reader.execute("SET TimeZone = 'UTC'")
+    assert reader.execute("SELECT customer_id, occurred_at, event_date FROM "
+                          "events.croissant_purchase ORDER BY occurred_at").fetchall() == [
+        (1, datetime(2026, 1, 10, 6, tzinfo=UTC), datetime(2026, 1, 10).date()),
+        (2, datetime(2026, 1, 31, 20, 30, tzinfo=UTC), datetime(2026, 1, 31).date()),
+        (1, datetime(2026, 2, 1, 5, tzinfo=UTC), datetime(2026, 2, 1).date())]
+    assert reader.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                          "ORDER BY ALL").fetchall() == [
+        ("core", "customers"), ("events", "croissant_purchase"),
+        ("marts", "segment_membership_history"), ("segments", "croissant_buyers")]
+    # written for DuckDB 1.x drivers
+    assert reader.execute("SELECT tags['storage_version'] FROM duckdb_databases() "
+                          "WHERE database_name = current_database()").fetchone()[0] == "v1.0.0+"
+
+    with connect(warehouse) as con:
+        again = publish(con, serving)
+        assert (again.files_written, again.files_reused) == (0, 5)
+        # one more purchase in February: only February's file is written again
+        con.execute("INSERT INTO events.croissant_purchase VALUES "
+                    "(2, TIMESTAMPTZ '2026-02-02 10:00:00+03', DATE '2026-02-02')")
+        changed = publish(con, serving)
+    assert (changed.files_written, changed.files_reused) == (1, 4)
+    assert served(serving, "SELECT count(*) FROM events.croissant_purchase") == [(4,)]
+    # the session opened before keeps its snapshot, whole
+    assert reader.execute("SELECT count(*) FROM events.croissant_purchase").fetchone() == (3,)
+    reader.close()
+
+
+def test_bi_readers_never_block_the_pipeline(warehouse, tmp_path):
+    serving = tmp_path / "serving"
+    with connect(warehouse) as con:
+        publish(con, serving)
+    reader = duckdb.connect(str(serving / VIEWS_FILE), read_only=True)
+    try:
+        with connect(warehouse) as con:  # the warehouse is not what the reader holds
+            con.execute("INSERT INTO core.customers VALUES (3, 'Олег')")
+            assert publish(con, serving).files_written == 1  # and the reader's file is not either
+        assert served(serving, "SELECT count(*) FROM core.customers") == [(3,)]
+    finally:
+        reader.close()
+
+
+def test_files_of_old_snapshots_go_once_no_recent_snapshot_uses_them(warehouse, tmp_path):
+    serving = tmp_path / "serving"
+    files_of = []
+    with connect(warehouse) as con:
+        for n in range(5):  # five snapshots, each with a different customers file
+            con.execute(f"INSERT INTO core.customers VALUES ({10 + n}, 'x')")
+            publish(con, serving)
+            files_of.append(set(json.loads((serving / MANIFEST_FILE).read_text())["tables"][
+                "core.customers"]))
+    # all five are younger than a day: every file is kept for the sessions still on them
+    assert all(Path(f).exists() for files in files_of for f in files)
+
+    # two days later, the next publish keeps the three latest snapshots' files only
+    manifest = json.loads((serving / MANIFEST_FILE).read_text())
+    for generation in manifest["generations"]:
+        generation["published_at"] = (datetime.fromisoformat(generation["published_at"])
+                                      - timedelta(days=2)).isoformat()
+    (serving / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with connect(warehouse) as con:
+        result = publish(con, serving)  # nothing changed: the newest snapshot again
+    assert result.files_removed == 2
+    assert [all(Path(f).exists() for f in files) for files in files_of] == [
+        False, False, True, True, True]
