@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             timings = {}
             for label in ("first", "unchanged", "one night"):
                 if label == "one night":
-                    con.execute("DELETE FROM events.croissant_purchase "
-                                "WHERE event_date = DATE '2026-06-30'")
+                    con.execute("DELETE FROM events.croissant_purchase WHERE event_date = "
+                                "(SELECT max(event_date) FROM events.croissant_purchase)")
                 t = time.perf_counter()
                 result = publish(con, serving)
                 timings[label] = time.perf_counter() - t
