@@ -103,6 +103,50 @@ def _cmd_build(args: argparse.Namespace, demo: bool = False) -> int:
     return 0
 
 
+def _cmd_segment_history(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from crm_assets.definitions import build_definitions
+    from crm_assets.factory import AS_OF_TAG
+    from crm_assets.warehouse import connect
+
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.get()
+    config = {"segments": args.names, "first_day": args.first_day, "last_day": args.last_day,
+              "every_days": args.every}
+    result = defs.resolve_job_def("rebuild_segment_history").execute_in_process(
+        run_config={"ops": {"rebuild_segment_history": {"config": config}}},
+        instance=instance, raise_on_error=False)
+    if not result.success:
+        failures = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+        print("\n".join(f.message.strip() for f in failures if f) or "run failed",
+              file=sys.stderr)
+        return 1
+    with connect(settings.warehouse_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT segment, as_of_date, members, entered, exited FROM meta.segment_runs "
+            "WHERE list_contains(?, segment) AND as_of_date >= ? ORDER BY ALL",
+            [args.names, date.fromisoformat(args.first_day)]).fetchall()
+    print("segment                          as of         members  entered   exited")
+    for name, day, members, entered, exited in rows:
+        print(f"{name:<32} {day}  {members:>8} {entered:>8} {exited:>8}")
+    last = max(day for _, day, *_ in rows)
+    # what reads the history (marts, the BI snapshot) now, not at the next run
+    keys = [dg.AssetKey(["segments", n]) for n in args.names]
+    downstream = dg.AssetSelection.assets(*keys).downstream() - dg.AssetSelection.assets(*keys)
+    selected = downstream.resolve(defs.resolve_asset_graph())
+    refresh = defs.resolve_job_def("refresh_segments").execute_in_process(
+        instance=instance, asset_selection=list(selected), tags={AS_OF_TAG: last.isoformat()},
+        raise_on_error=False)
+    if not refresh.success:
+        print("the history is rebuilt, but refreshing what reads it failed; see the run "
+              f"{refresh.run_id}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     from crm_assets.runner import print_summary
 
@@ -230,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--last-day", help="last event partition (default: the as-of date)")
         p.add_argument("--days", type=int, default=7, help="days of event counts to print")
         p.set_defaults(func=lambda a, demo=demo: _cmd_build(a, demo=demo))
+
+    p = sub.add_parser("segment-history",
+                       help="rebuild segments' membership history from a past day (backfill)")
+    p.add_argument("names", nargs="+", help="segment names, e.g. croissant_buyers")
+    p.add_argument("--from", dest="first_day", required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="last_day", help="last day (default: the last one recorded)")
+    p.add_argument("--every", type=int, default=1, help="days between two as-of dates (7: weekly)")
+    p.set_defaults(func=_cmd_segment_history)
 
     p = sub.add_parser("summary", help="print segment sizes and recent event counts")
     p.add_argument("--days", type=int, default=7)

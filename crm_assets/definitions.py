@@ -12,7 +12,13 @@ from pathlib import Path
 import dagster as dg
 
 from crm_assets.contracts import SOURCES
-from crm_assets.factory import AS_OF_TAG, POOL, Warehouse, build_catalog_assets
+from crm_assets.factory import (
+    AS_OF_TAG,
+    POOL,
+    Warehouse,
+    build_catalog_assets,
+    build_history_job,
+)
 from crm_assets.landing import build_landing_sensor, landing_targets
 from crm_assets.partitions import daily_partitions
 from crm_assets.python_assets import (
@@ -104,7 +110,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         executor=dg.in_process_executor,
         assets=assets,
         asset_checks=[freshness_checks],
-        jobs=[build_all, unpartitioned, daily_events, check_freshness],
+        jobs=[build_all, unpartitioned, daily_events, check_freshness,
+              build_history_job(catalog, settings)],
         schedules=[nightly_events, nightly_segments, hourly_freshness],
         sensors=[landing],
         resources={"warehouse": Warehouse(database=str(settings.warehouse_path),

@@ -21,7 +21,7 @@ Three kinds of materialisation, chosen by the file's folder or its header's ``ki
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -214,47 +214,105 @@ def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: da
     """Replace the current members and move the membership history forward to ``as_of``.
 
     A re-run for the same date is idempotent. History only moves forward: a date before the last
-    recorded one is refused rather than rewriting what was already published.
+    recorded one is refused rather than rewriting what was already published (to rebuild it, see
+    :func:`rebuild_segment_history`).
     """
-    last = con.execute("SELECT max(as_of_date) FROM meta.segment_runs WHERE segment = ?",
-                       [d.name]).fetchone()[0]
+    last = _last_as_of(con, d)
     if last is not None and as_of < last:
         raise SegmentHistoryError(
             f"segment {d.name}: history is recorded up to {last}; refusing to compute it as of "
-            f"the earlier date {as_of} (history only moves forward)")
-    set_as_of_date(con, as_of)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _members AS {d.body}\n")
+            f"the earlier date {as_of} (history only moves forward; `crm segment-history` "
+            "rebuilds it from a past date)")
     with transaction(con):
-        con.execute(f"CREATE OR REPLACE TABLE {d.table} AS SELECT *, DATE '{as_of}' AS as_of_date, "
-                    f"'{d.version}' AS definition_version FROM _members")
-        h = "marts.segment_membership_history"
-        params = [d.name, as_of]
-        # leavers that entered today (a same-day re-run) vanish; earlier ones are closed today
-        con.execute(
-            f"""DELETE FROM {h} WHERE segment = ? AND valid_to IS NULL AND valid_from = ?
-                AND customer_id NOT IN (SELECT customer_id FROM _members)""", params)
-        con.execute(
-            f"""UPDATE {h} SET valid_to = $2 WHERE segment = $1 AND valid_to IS NULL
-                AND valid_from < $2 AND customer_id NOT IN (SELECT customer_id FROM _members)""",
-            params)
-        con.execute(
-            f"""INSERT INTO {h} SELECT DISTINCT ?, m.customer_id, ?::DATE, NULL, ? FROM _members m
-                WHERE m.customer_id NOT IN (SELECT customer_id FROM {h}
-                                            WHERE segment = ? AND valid_to IS NULL)""",
-            [d.name, as_of, d.version, d.name])
-        members = con.execute("SELECT count(*) FROM _members").fetchone()[0]
-        # the day's net change, from the history itself: a re-run of the same day reports the
-        # same numbers as the first run (not "nothing changed since the previous run")
-        entered, exited = con.execute(
-            f"""SELECT count(*) FILTER (WHERE valid_from = $2),
-                       count(*) FILTER (WHERE valid_to = $2)
-                FROM {h} WHERE segment = $1""", params).fetchone()
-        con.execute("DELETE FROM meta.segment_runs WHERE segment = ? AND as_of_date = ?", params)
-        con.execute("INSERT INTO meta.segment_runs VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                    [d.name, as_of, d.version, members, entered, exited, run_id])
+        stats = _segment_day(con, d, as_of, run_id)
+        _publish_members(con, d, as_of)
         _record_version(con, d, run_id)
     con.execute("DROP TABLE _members")
+    return stats
+
+
+def rebuild_segment_history(con: duckdb.DuckDBPyConnection, d: Definition, first: date,
+                            last: date | None, run_id: str, every_days: int = 1) -> list[dict]:
+    """Recompute the membership history as of every ``every_days``-th day, ``first`` to ``last``.
+
+    What was recorded before ``first`` is kept; from ``first`` on, the history and the run log are
+    replaced by what the definition *on disk* says about each day (a backfill after adding a
+    segment, or after changing one). ``last`` defaults to the last recorded day and may not be
+    before it, so the rebuilt history always reaches the current members, which are then those as
+    of ``last``. All in one transaction: readers see the old history or the whole new one.
+    """
+    recorded = _last_as_of(con, d)
+    last = last or recorded
+    if last is None:
+        raise SegmentHistoryError(f"segment {d.name}: nothing recorded yet; give the last day")
+    if recorded is not None and last < recorded:
+        raise SegmentHistoryError(
+            f"segment {d.name}: history is recorded up to {recorded}; a rebuild must reach it "
+            f"(last day {last} is earlier)")
+    if first > last or every_days < 1:
+        raise SegmentHistoryError(f"segment {d.name}: no day from {first} to {last} "
+                                  f"every {every_days} day(s)")
+    days = [first + timedelta(days=i) for i in range(0, (last - first).days + 1, every_days)]
+    if days[-1] != last:
+        days.append(last)  # always end on the current day
+    h = "marts.segment_membership_history"
+    with transaction(con):
+        con.execute(f"DELETE FROM {h} WHERE segment = ? AND valid_from >= ?", [d.name, first])
+        con.execute(f"UPDATE {h} SET valid_to = NULL WHERE segment = ? AND valid_to >= ?",
+                    [d.name, first])
+        con.execute("DELETE FROM meta.segment_runs WHERE segment = ? AND as_of_date >= ?",
+                    [d.name, first])
+        stats = [{"as_of_date": day, **_segment_day(con, d, day, run_id)} for day in days]
+        _publish_members(con, d, last)
+        _record_version(con, d, run_id)
+    con.execute("DROP TABLE _members")
+    return stats
+
+
+def _last_as_of(con: duckdb.DuckDBPyConnection, d: Definition) -> date | None:
+    return con.execute("SELECT max(as_of_date) FROM meta.segment_runs WHERE segment = ?",
+                       [d.name]).fetchone()[0]
+
+
+def _segment_day(con: duckdb.DuckDBPyConnection, d: Definition, as_of: date, run_id: str) -> dict:
+    """The members as of ``as_of`` into ``_members``; the history and the run log moved to it.
+
+    The history must be recorded up to ``as_of`` at most (the caller's transaction).
+    """
+    set_as_of_date(con, as_of)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _members AS {d.body}\n")
+    h = "marts.segment_membership_history"
+    params = [d.name, as_of]
+    # leavers that entered today (a same-day re-run) vanish; earlier ones are closed today
+    con.execute(
+        f"""DELETE FROM {h} WHERE segment = ? AND valid_to IS NULL AND valid_from = ?
+            AND customer_id NOT IN (SELECT customer_id FROM _members)""", params)
+    con.execute(
+        f"""UPDATE {h} SET valid_to = $2 WHERE segment = $1 AND valid_to IS NULL
+            AND valid_from < $2 AND customer_id NOT IN (SELECT customer_id FROM _members)""",
+        params)
+    con.execute(
+        f"""INSERT INTO {h} SELECT DISTINCT ?, m.customer_id, ?::DATE, NULL, ? FROM _members m
+            WHERE m.customer_id NOT IN (SELECT customer_id FROM {h}
+                                        WHERE segment = ? AND valid_to IS NULL)""",
+        [d.name, as_of, d.version, d.name])
+    members = con.execute("SELECT count(*) FROM _members").fetchone()[0]
+    # the day's net change, from the history itself: a re-run of the same day reports the
+    # same numbers as the first run (not "nothing changed since the previous run")
+    entered, exited = con.execute(
+        f"""SELECT count(*) FILTER (WHERE valid_from = $2),
+                   count(*) FILTER (WHERE valid_to = $2)
+            FROM {h} WHERE segment = $1""", params).fetchone()
+    con.execute("DELETE FROM meta.segment_runs WHERE segment = ? AND as_of_date = ?", params)
+    con.execute("INSERT INTO meta.segment_runs VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                [d.name, as_of, d.version, members, entered, exited, run_id])
     return {"members": members, "entered": entered, "exited": exited}
+
+
+def _publish_members(con: duckdb.DuckDBPyConnection, d: Definition, as_of: date) -> None:
+    """``segments.<name>`` := the members in ``_members``, as of ``as_of``."""
+    con.execute(f"CREATE OR REPLACE TABLE {d.table} AS SELECT *, DATE '{as_of}' AS as_of_date, "
+                f"'{d.version}' AS definition_version FROM _members")
 
 
 def event_columns(d: Definition) -> list[tuple[str, str]]:
@@ -382,6 +440,51 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
         return dg.MaterializeResult(metadata=meta, check_results=checks or None)
 
     return _model
+
+
+class SegmentHistoryConfig(dg.Config):
+    """Which segments to rebuild the history of, from which day, to which, how often."""
+
+    segments: list[str]
+    first_day: str
+    last_day: str | None = None
+    every_days: int = 1
+
+
+def build_history_job(catalog: Catalog, settings: Settings) -> dg.JobDefinition:
+    """``rebuild_segment_history``: :func:`rebuild_segment_history` for named segments, one run.
+
+    Launch it from the UI's launchpad or ``crm segment-history``; what reads the history (marts,
+    the BI snapshot) is refreshed by the next run, or at once by ``crm segment-history``.
+    """
+    segments = {d.name: d for d in catalog.definitions if d.kind == "segment"}
+
+    @dg.op(name="rebuild_segment_history", pool=POOL)
+    def _rebuild(context: dg.OpExecutionContext, config: SegmentHistoryConfig,
+                 warehouse: Warehouse) -> None:
+        unknown = sorted(set(config.segments) - set(segments))
+        if unknown:
+            raise dg.Failure(f"unknown segment(s): {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(segments))}")
+        first = date.fromisoformat(config.first_day)
+        last = date.fromisoformat(config.last_day) if config.last_day else None
+        with warehouse.connect() as con:
+            for name in config.segments:
+                try:
+                    days = rebuild_segment_history(con, segments[name], first, last,
+                                                   context.run.run_id, config.every_days)
+                except SegmentHistoryError as err:
+                    raise dg.Failure(str(err)) from err
+                context.log.info(f"{name}: history rebuilt as of {len(days)} day(s), "
+                                 f"{days[0]['as_of_date']} to {days[-1]['as_of_date']}; "
+                                 f"{days[-1]['members']} members now")
+
+    @dg.job(name="rebuild_segment_history", executor_def=dg.in_process_executor,
+            description="Recompute segments' membership history from a past day (backfill).")
+    def _job():
+        _rebuild()
+
+    return _job
 
 
 def build_catalog_assets(catalog: Catalog, producers: Mapping[str, list[dg.AssetKey]],

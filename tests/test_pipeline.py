@@ -133,6 +133,50 @@ def test_segment_history_moves_forward_with_the_as_of_date(project):
                           "WHERE segment = 'croissant_buyers'") == 2
 
 
+def test_segment_history_is_rebuilt_from_a_past_day(project, monkeypatch, capsys):
+    """``crm segment-history``: a backfill after the fact, e.g. for a segment added today."""
+    assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
+                         last_day=D("2025-03-12")).success
+    # the build recorded the 12th only: both croissant buyers "entered" then
+    assert project.query("SELECT customer_id, valid_from FROM marts.segment_membership_history "
+                         "WHERE segment = 'croissant_buyers' ORDER BY 1") == [
+        (1, D("2025-03-12")), (2, D("2025-03-12"))]
+    s = project.settings
+    for var, value in {"CRM_PROJECT_DIR": s.project_dir, "CRM_INPUT_DIR": s.input_dir,
+                       "CRM_WAREHOUSE": s.warehouse_path, "CRM_PARTITION_START": "2025-03-01",
+                       "DAGSTER_HOME": project.instance.root_directory}.items():
+        monkeypatch.setenv(var, str(value))
+    from crm_assets.cli import main
+
+    capsys.readouterr()
+    assert main(["segment-history", "croissant_buyers", "--from", "2025-03-08"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # O1, O2 and O3 were bought on the 10th (Moscow time): members from the 10th, not the 12th
+    assert [line.split() for line in out[1:]] == [
+        ["croissant_buyers", "2025-03-08", "0", "0", "0"],
+        ["croissant_buyers", "2025-03-09", "0", "0", "0"],
+        ["croissant_buyers", "2025-03-10", "2", "2", "0"],
+        ["croissant_buyers", "2025-03-11", "2", "0", "0"],
+        ["croissant_buyers", "2025-03-12", "2", "0", "0"]]
+    assert project.query("SELECT customer_id, valid_from, valid_to "
+                         "FROM marts.segment_membership_history "
+                         "WHERE segment = 'croissant_buyers' ORDER BY 1") == [
+        (1, D("2025-03-10"), None), (2, D("2025-03-10"), None)]
+    # what reads the history was refreshed: sizes over the rebuilt days, and the BI snapshot
+    assert project.query("SELECT size_date, members FROM marts.segment_sizes_daily "
+                         "WHERE segment = 'croissant_buyers' ORDER BY 1") == [
+        (D("2025-03-08"), 0), (D("2025-03-09"), 0), (D("2025-03-10"), 2), (D("2025-03-11"), 2),
+        (D("2025-03-12"), 2)]
+    assert project.scalar("SELECT count(*) FROM segments.croissant_buyers") == 2
+
+    # a rebuild must reach the last recorded day; a refusal changes nothing
+    assert main(["segment-history", "croissant_buyers", "--from", "2025-03-01",
+                 "--to", "2025-03-11"]) == 1
+    assert "history is recorded up to 2025-03-12" in capsys.readouterr().err
+    assert project.scalar("SELECT min(as_of_date) FROM meta.segment_runs "
+                          "WHERE segment = 'croissant_buyers'") == D("2025-03-08")
+
+
 def test_partition_rerun_replaces_exactly_its_day(project):
     assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
                          last_day=D("2025-03-12")).success
