@@ -10,7 +10,7 @@ import argparse
 import os
 import shutil
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from crm_assets.settings import Settings, load_settings
@@ -96,6 +96,11 @@ def _cmd_build(args: argparse.Namespace, demo: bool = False) -> int:
     first = date.fromisoformat(args.first_day) if args.first_day else settings.partition_start
     last = date.fromisoformat(args.last_day) if args.last_day else as_of
     result = build_all(settings, as_of=as_of, first_day=first, last_day=last)
+    if result.success and demo:  # and half a year of weekly segment history, for sizes over time
+        from crm_assets.runner import rebuild_history
+
+        result = rebuild_history(settings, None, first=as_of - timedelta(weeks=26), last=as_of,
+                                 every_days=7)
     if not result.success:
         print(result.error, file=sys.stderr)
         return 1
@@ -104,46 +109,18 @@ def _cmd_build(args: argparse.Namespace, demo: bool = False) -> int:
 
 
 def _cmd_segment_history(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    from crm_assets.definitions import build_definitions
-    from crm_assets.factory import AS_OF_TAG
-    from crm_assets.warehouse import connect
+    from crm_assets.runner import print_history, rebuild_history
 
     settings = load_settings()
     ensure_dagster_home(settings)
-    defs = build_definitions(settings)
-    instance = dg.DagsterInstance.get()
-    config = {"segments": args.names, "first_day": args.first_day, "last_day": args.last_day,
-              "every_days": args.every}
-    result = defs.resolve_job_def("rebuild_segment_history").execute_in_process(
-        run_config={"ops": {"rebuild_segment_history": {"config": config}}},
-        instance=instance, raise_on_error=False)
+    first = date.fromisoformat(args.first_day)
+    result = rebuild_history(settings, args.names, first=first,
+                             last=date.fromisoformat(args.last_day) if args.last_day else None,
+                             every_days=args.every)
     if not result.success:
-        failures = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
-        print("\n".join(f.message.strip() for f in failures if f) or "run failed",
-              file=sys.stderr)
+        print(result.error, file=sys.stderr)
         return 1
-    with connect(settings.warehouse_path, read_only=True) as con:
-        rows = con.execute(
-            "SELECT segment, as_of_date, members, entered, exited FROM meta.segment_runs "
-            "WHERE list_contains(?, segment) AND as_of_date >= ? ORDER BY ALL",
-            [args.names, date.fromisoformat(args.first_day)]).fetchall()
-    print("segment                          as of         members  entered   exited")
-    for name, day, members, entered, exited in rows:
-        print(f"{name:<32} {day}  {members:>8} {entered:>8} {exited:>8}")
-    last = max(day for _, day, *_ in rows)
-    # what reads the history (marts, the BI snapshot) now, not at the next run
-    keys = [dg.AssetKey(["segments", n]) for n in args.names]
-    downstream = dg.AssetSelection.assets(*keys).downstream() - dg.AssetSelection.assets(*keys)
-    selected = downstream.resolve(defs.resolve_asset_graph())
-    refresh = defs.resolve_job_def("refresh_segments").execute_in_process(
-        instance=instance, asset_selection=list(selected), tags={AS_OF_TAG: last.isoformat()},
-        raise_on_error=False)
-    if not refresh.success:
-        print("the history is rebuilt, but refreshing what reads it failed; see the run "
-              f"{refresh.run_id}", file=sys.stderr)
-        return 1
+    print_history(settings, args.names, first)
     return 0
 
 

@@ -231,40 +231,74 @@ def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: da
     return stats
 
 
-def rebuild_segment_history(con: duckdb.DuckDBPyConnection, d: Definition, first: date,
-                            last: date | None, run_id: str, every_days: int = 1) -> list[dict]:
+def as_of_models(catalog: Catalog, segments: list[Definition]) -> list[Definition]:
+    """The models ``segments`` read, directly or not, whose rows depend on the as-of date (they
+    call ``as_of_date()``/``as_of_end()`` or read such a model), in dependency order."""
+    by_table = catalog.by_table()
+    upstream: set[str] = set()
+    todo = [dep for d in segments for dep in d.deps]
+    while todo:
+        table = todo.pop()
+        if table not in upstream and table in by_table:
+            upstream.add(table)
+            todo.extend(by_table[table].deps)
+    dependent: set[str] = set()
+    for d in catalog.definitions:  # dependency order: one pass
+        if d.table in upstream and d.kind == "model" and (
+                dependent.intersection(d.deps) or d.uses_as_of):
+            dependent.add(d.table)
+    return [d for d in catalog.definitions if d.table in dependent]
+
+
+def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Definition],
+                            models: list[Definition], first: date, last: date | None,
+                            run_id: str, every_days: int = 1) -> list[dict]:
     """Recompute the membership history as of every ``every_days``-th day, ``first`` to ``last``.
 
-    What was recorded before ``first`` is kept; from ``first`` on, the history and the run log are
-    replaced by what the definition *on disk* says about each day (a backfill after adding a
-    segment, or after changing one). ``last`` defaults to the last recorded day and may not be
-    before it, so the rebuilt history always reaches the current members, which are then those as
-    of ``last``. All in one transaction: readers see the old history or the whole new one.
+    What was recorded before ``first`` is kept; from ``first`` on, the history and the run log of
+    each segment are replaced by what its definition *on disk* says about each day (a backfill
+    after adding a segment, or after changing one). ``models`` (:func:`as_of_models`) are
+    recomputed as of each day first, so a segment over ``core.customer_features`` sees the
+    features of that day, not today's. ``last`` defaults to the last recorded day and may not be
+    before any segment's, so the rebuilt history reaches the current members, which are then
+    those as of ``last`` (and the models are as of ``last`` again). All in one transaction:
+    readers see the old history or the whole new one.
     """
-    recorded = _last_as_of(con, d)
-    last = last or recorded
+    recorded = {d.name: _last_as_of(con, d) for d in segments}
+    known = [day for day in recorded.values() if day is not None]
+    last = last or (max(known) if known else None)
     if last is None:
-        raise SegmentHistoryError(f"segment {d.name}: nothing recorded yet; give the last day")
-    if recorded is not None and last < recorded:
         raise SegmentHistoryError(
-            f"segment {d.name}: history is recorded up to {recorded}; a rebuild must reach it "
-            f"(last day {last} is earlier)")
+            f"segment {segments[0].name}: nothing recorded yet; give the last day")
+    for name, day in recorded.items():
+        if day is not None and last < day:
+            raise SegmentHistoryError(
+                f"segment {name}: history is recorded up to {day}; a rebuild must reach it "
+                f"(last day {last} is earlier)")
     if first > last or every_days < 1:
-        raise SegmentHistoryError(f"segment {d.name}: no day from {first} to {last} "
-                                  f"every {every_days} day(s)")
+        raise SegmentHistoryError(f"no day from {first} to {last} every {every_days} day(s)")
     days = [first + timedelta(days=i) for i in range(0, (last - first).days + 1, every_days)]
     if days[-1] != last:
         days.append(last)  # always end on the current day
     h = "marts.segment_membership_history"
+    stats = []
     with transaction(con):
-        con.execute(f"DELETE FROM {h} WHERE segment = ? AND valid_from >= ?", [d.name, first])
-        con.execute(f"UPDATE {h} SET valid_to = NULL WHERE segment = ? AND valid_to >= ?",
-                    [d.name, first])
-        con.execute("DELETE FROM meta.segment_runs WHERE segment = ? AND as_of_date >= ?",
-                    [d.name, first])
-        stats = [{"as_of_date": day, **_segment_day(con, d, day, run_id)} for day in days]
-        _publish_members(con, d, last)
-        _record_version(con, d, run_id)
+        for d in segments:
+            con.execute(f"DELETE FROM {h} WHERE segment = ? AND valid_from >= ?", [d.name, first])
+            con.execute(f"UPDATE {h} SET valid_to = NULL WHERE segment = ? AND valid_to >= ?",
+                        [d.name, first])
+            con.execute("DELETE FROM meta.segment_runs WHERE segment = ? AND as_of_date >= ?",
+                        [d.name, first])
+        for day in days:
+            set_as_of_date(con, day)
+            for model in models:
+                con.execute(f"CREATE OR REPLACE TABLE {model.table} AS {model.body}\n")
+            for d in segments:
+                stats.append({"segment": d.name, "as_of_date": day,
+                              **_segment_day(con, d, day, run_id)})
+                if day == last:
+                    _publish_members(con, d, last)
+                    _record_version(con, d, run_id)
     con.execute("DROP TABLE _members")
     return stats
 
@@ -468,16 +502,19 @@ def build_history_job(catalog: Catalog, settings: Settings) -> dg.JobDefinition:
                              f"{', '.join(sorted(segments))}")
         first = date.fromisoformat(config.first_day)
         last = date.fromisoformat(config.last_day) if config.last_day else None
+        chosen = [segments[name] for name in config.segments]
+        models = as_of_models(catalog, chosen)
         with warehouse.connect() as con:
-            for name in config.segments:
-                try:
-                    days = rebuild_segment_history(con, segments[name], first, last,
-                                                   context.run.run_id, config.every_days)
-                except SegmentHistoryError as err:
-                    raise dg.Failure(str(err)) from err
-                context.log.info(f"{name}: history rebuilt as of {len(days)} day(s), "
-                                 f"{days[0]['as_of_date']} to {days[-1]['as_of_date']}; "
-                                 f"{days[-1]['members']} members now")
+            try:
+                stats = rebuild_segment_history(con, chosen, models, first, last,
+                                                context.run.run_id, config.every_days)
+            except SegmentHistoryError as err:
+                raise dg.Failure(str(err)) from err
+        days = sorted({s["as_of_date"] for s in stats})
+        context.log.info(
+            f"history of {', '.join(config.segments)} rebuilt as of {len(days)} day(s), "
+            f"{days[0]} to {days[-1]}; recomputed per day: "
+            f"{', '.join(m.table for m in models) or 'nothing'}")
 
     @dg.job(name="rebuild_segment_history", executor_def=dg.in_process_executor,
             description="Recompute segments' membership history from a past day (backfill).")

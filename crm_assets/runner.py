@@ -39,15 +39,65 @@ def build_all(settings: Settings, *, as_of: date, first_day: date, last_day: dat
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
                                     run_config=run_config)
-    error = ""
-    if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        messages = []
-        for event in failures:
+    return BuildResult(result.success, result.run_id,
+                       "" if result.success else _failures(result))
+
+
+def _failures(result: dg.ExecuteInProcessResult) -> str:
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure:
             failure = event.step_failure_data.error
             messages.append(f"{event.step_key}: {failure.message.strip() if failure else ''}")
-        error = "\n".join(messages) or "run failed"
-    return BuildResult(result.success, result.run_id, error)
+    return "\n".join(messages) or "run failed"
+
+
+def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
+                    last: date | None = None, every_days: int = 1,
+                    instance: dg.DagsterInstance | None = None,
+                    definitions: dg.Definitions | None = None, log_level: str = "WARNING"
+                    ) -> BuildResult:
+    """Run ``rebuild_segment_history`` for ``names`` (None: every segment), then refresh what
+    reads the history (marts, the BI snapshot) as of the last rebuilt day."""
+    from crm_assets.definitions import build_definitions
+
+    defs = definitions or build_definitions(settings)
+    instance = instance or dg.DagsterInstance.get()
+    job = defs.resolve_job_def("rebuild_segment_history")
+    keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys()
+            if k.path[0] == "segments" and (names is None or k.path[-1] in names)]
+    names = names if names is not None else sorted(k.path[-1] for k in keys)
+    config = {"segments": names, "first_day": first.isoformat(),
+              "last_day": last.isoformat() if last else None, "every_days": every_days}
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(
+        run_config={**run_config, "ops": {"rebuild_segment_history": {"config": config}}},
+        instance=instance, raise_on_error=False)
+    if not result.success:
+        return BuildResult(False, result.run_id, _failures(result))
+    with connect(settings.warehouse_path, read_only=True) as con:
+        as_of = con.execute("SELECT max(as_of_date) FROM meta.segment_runs "
+                            "WHERE list_contains(?, segment)", [names]).fetchone()[0]
+    selection = (dg.AssetSelection.assets(*keys).downstream() - dg.AssetSelection.assets(*keys))
+    refresh = defs.resolve_job_def("refresh_segments").execute_in_process(
+        instance=instance, asset_selection=list(selection.resolve(defs.resolve_asset_graph())),
+        tags={AS_OF_TAG: as_of.isoformat()}, run_config=run_config, raise_on_error=False)
+    if not refresh.success:
+        return BuildResult(False, refresh.run_id, "the history is rebuilt, but refreshing what "
+                                                  "reads it failed:\n" + _failures(refresh))
+    return BuildResult(True, result.run_id)
+
+
+def print_history(settings: Settings, names: list[str], first: date) -> None:
+    """Members, entries and exits of ``names`` per recorded day from ``first`` on."""
+    with connect(settings.warehouse_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT segment, as_of_date, members, entered, exited FROM meta.segment_runs "
+            "WHERE list_contains(?, segment) AND as_of_date >= ? ORDER BY ALL",
+            [names, first]).fetchall()
+    print("segment                          as of         members  entered   exited")
+    for name, day, members, entered, exited in rows:
+        print(f"{name:<32} {day}  {members:>8} {entered:>8} {exited:>8}")
 
 
 def print_summary(settings: Settings, days: int = 7) -> None:

@@ -140,6 +140,13 @@ class Definition:
         return f"{self.layer}.{self.name}"
 
     @property
+    def uses_as_of(self) -> bool:
+        """Whether the query calls ``as_of_date()`` or ``as_of_end()`` (its result depends on the
+        as-of date of the run)."""
+        return self.ast is not None and any(
+            f.name.lower() in ("as_of_date", "as_of_end") for f in self.ast.find_all(exp.Anonymous))
+
+    @property
     def splits_rejects(self) -> bool:
         """A staging model whose rows with a reason go to ``staging.rejects``: it outputs
         ``_problem`` (the factory keeps the latest version of each grain) or ``_reject_reason``."""

@@ -53,5 +53,6 @@ def test_schedules_ship_stopped_in_the_business_time_zone(defs):
 def test_jobs_run_their_steps_in_the_run_process(defs):
     """A step process would re-import and re-load the project for each asset, and DuckDB's single
     writer (the pool of 1) leaves no parallelism for it to buy."""
-    for job in ("build_all", "refresh_segments", "daily_events", "check_freshness"):
+    for job in ("build_all", "refresh_segments", "daily_events", "check_freshness",
+                "rebuild_segment_history"):
         assert defs.resolve_job_def(job).executor_def.name == dg.in_process_executor.name
