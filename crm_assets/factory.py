@@ -493,7 +493,7 @@ def build_history_job(catalog: Catalog, settings: Settings) -> dg.JobDefinition:
     """
     segments = {d.name: d for d in catalog.definitions if d.kind == "segment"}
 
-    @dg.op(name="rebuild_segment_history", pool=POOL)
+    @dg.op(name="rebuild_history", pool=POOL)
     def _rebuild(context: dg.OpExecutionContext, config: SegmentHistoryConfig,
                  warehouse: Warehouse) -> None:
         unknown = sorted(set(config.segments) - set(segments))

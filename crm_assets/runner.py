@@ -71,7 +71,7 @@ def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
               "last_day": last.isoformat() if last else None, "every_days": every_days}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(
-        run_config={**run_config, "ops": {"rebuild_segment_history": {"config": config}}},
+        run_config={**run_config, "ops": {"rebuild_history": {"config": config}}},
         instance=instance, raise_on_error=False)
     if not result.success:
         return BuildResult(False, result.run_id, _failures(result))

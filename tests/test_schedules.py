@@ -56,3 +56,12 @@ def test_jobs_run_their_steps_in_the_run_process(defs):
     for job in ("build_all", "refresh_segments", "daily_events", "check_freshness",
                 "rebuild_segment_history"):
         assert defs.resolve_job_def(job).executor_def.name == dg.in_process_executor.name
+
+
+def test_the_code_location_loads_as_dagster_dev_loads_it(defs):
+    """Every job, schedule and sensor together in one repository (unique op and job names)."""
+    dg.Definitions.validate_loadable(defs)
+    repository = defs.get_repository_def()
+    assert {job.name for job in repository.get_all_jobs()} >= {
+        "build_all", "refresh_segments", "daily_events", "check_freshness",
+        "rebuild_segment_history"}
