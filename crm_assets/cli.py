@@ -124,6 +124,25 @@ def _cmd_segment_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audience(args: argparse.Namespace) -> int:
+    from crm_assets.audiences import AudienceError, build_audience
+    from crm_assets.serving import VIEWS_FILE
+
+    settings = load_settings()
+    out = Path(args.out or f"{args.name}_{args.channel}.csv")
+    try:
+        result = build_audience(
+            settings.serving_path / VIEWS_FILE, args.name, out, channel=args.channel,
+            seed=args.seed or args.name, holdout_pct=args.holdout, sample_pct=args.sample,
+            day=date.fromisoformat(args.day) if args.day else None)
+    except AudienceError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"{args.name}: {result.members} people, {result.reachable} reachable by {args.channel}; "
+          f"{result.target} target, {result.holdout} holdout -> {out}")
+    return 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     from crm_assets.runner import print_summary
 
@@ -259,6 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="last_day", help="last day (default: the last one recorded)")
     p.add_argument("--every", type=int, default=1, help="days between two as-of dates (7: weekly)")
     p.set_defaults(func=_cmd_segment_history)
+
+    p = sub.add_parser("audience", help="a campaign's audience from a segment or an event (CSV), "
+                                        "with a stable target/holdout split")
+    p.add_argument("name", help="a segment, or an event (then --day)")
+    p.add_argument("--channel", choices=["email", "sms", "push"], default="email")
+    p.add_argument("--holdout", type=float, default=0, help="percent kept out, to measure lift")
+    p.add_argument("--sample", type=float, help="percent contacted (default: all not held out)")
+    p.add_argument("--seed", help="the split's seed, e.g. the campaign id (default: the name)")
+    p.add_argument("--day", help="for an event: the day of the occurrences, YYYY-MM-DD")
+    p.add_argument("--out", help="CSV file (default: <name>_<channel>.csv)")
+    p.set_defaults(func=_cmd_audience)
 
     p = sub.add_parser("summary", help="print segment sizes and recent event counts")
     p.add_argument("--days", type=int, default=7)

@@ -188,6 +188,52 @@ def test_segment_history_is_rebuilt_from_a_past_day(project, monkeypatch, capsys
                           "WHERE segment = 'croissant_buyers'") == D("2025-03-08")
 
 
+def test_campaign_audiences_from_the_bi_snapshot(project, monkeypatch, capsys, tmp_path):
+    """Hand-computed reachability: person 1 (C1+C2) withdrew e-mail consent on C2 (the latest
+    choice) but kept SMS from C1; person 2 (C3) consented to everything; person 3 (C4) to nothing.
+    """
+    assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
+                         last_day=D("2025-03-12")).success
+    monkeypatch.setenv("CRM_WAREHOUSE", str(project.settings.warehouse_path))
+    from crm_assets.audiences import bucket
+    from crm_assets.cli import main
+
+    def audience(*args) -> tuple[str, list[list[str]]]:
+        out = tmp_path / "audience.csv"
+        capsys.readouterr()
+        assert main(["audience", *args, "--out", str(out)]) == 0
+        return capsys.readouterr().out.strip(), [
+            line.split(",") for line in out.read_text(encoding="utf-8").splitlines()[1:]]
+
+    report, rows = audience("croissant_buyers", "--channel", "email")
+    assert rows == [["2", "target", "Анна", "anna@mail.ru"]]
+    assert report.startswith("croissant_buyers: 2 people, 1 reachable by email; 1 target, "
+                             "0 holdout")
+    _, rows = audience("croissant_buyers", "--channel", "sms")
+    assert rows == [["1", "target", "Иван", "+79161234567"],
+                    ["2", "target", "Анна", "+79031112233"]]
+
+    # a 50% holdout: who is held out follows the md5 of "<seed>:<id>", the same on every run
+    _, rows = audience("croissant_buyers", "--channel", "sms", "--holdout", "50",
+                       "--seed", "spring-2025")
+    expected = [[str(c), "holdout" if bucket("spring-2025", c) < 5000 else "target"]
+                for c in (1, 2)]
+    assert [r[:2] for r in rows] == expected
+    # a sample first: buckets of "spring-2025" are 3267 (person 1) and 6858 (person 2); with
+    # 30% held out (buckets < 3000) and 20% contacted (3000 to 4999), only person 1 is a target
+    assert (bucket("spring-2025", 1), bucket("spring-2025", 2)) == (3267, 6858)
+    report, rows = audience("croissant_buyers", "--channel", "sms", "--holdout", "30",
+                            "--sample", "20", "--seed", "spring-2025")
+    assert [r[:2] for r in rows] == [["1", "target"]]
+    assert "1 target, 0 holdout" in report
+    # the welcome chain's trigger: person 3's first purchase on the 11th, but no consent
+    report, rows = audience("first_purchase", "--day", "2025-03-11")
+    assert rows == [] and report.startswith("first_purchase: 1 people, 0 reachable by email")
+
+    assert main(["audience", "first_purchase"]) == 1  # an event needs its day
+    assert "give the day" in capsys.readouterr().err
+
+
 def test_partition_rerun_replaces_exactly_its_day(project):
     assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
                          last_day=D("2025-03-12")).success
