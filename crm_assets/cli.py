@@ -143,6 +143,37 @@ def _cmd_audience(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_spark(args: argparse.Namespace) -> int:
+    from crm_assets.definitions import load_project_catalog
+    from crm_assets.spark import SparkRunError, run_definition, spark_session
+    from crm_assets.versions import UnknownName, resolve_table
+
+    settings = load_settings()
+    catalog = load_project_catalog(settings)
+    by_table = catalog.by_table()
+    try:
+        tables = [resolve_table(name, by_table) for name in args.names]
+    except UnknownName as err:
+        print(err, file=sys.stderr)
+        return 1
+    as_of = date.fromisoformat(args.as_of) if args.as_of else settings.yesterday()
+    spark = spark_session(args.master)
+    failed = 0
+    try:
+        for table in tables:
+            try:
+                run = run_definition(spark, by_table[table], settings.serving_path, Path(args.out),
+                                     as_of=as_of, business_timezone=settings.business_timezone)
+            except SparkRunError as err:
+                print(err, file=sys.stderr)
+                failed += 1
+                continue
+            print(f"{table}: {run.rows} rows as of {as_of} -> {run.path}")
+    finally:
+        spark.stop()
+    return 1 if failed else 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     from crm_assets.runner import print_summary
 
@@ -289,6 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--day", help="for an event: the day of the occurrences, YYYY-MM-DD")
     p.add_argument("--out", help="CSV file (default: <name>_<channel>.csv)")
     p.set_defaults(func=_cmd_audience)
+
+    p = sub.add_parser("spark", help="run definitions on Spark over the BI snapshot's Parquet "
+                                     "(the scale-out path; pip install '.[spark]', Java 17+)")
+    p.add_argument("names", nargs="+", help="definitions, e.g. croissant_buyers")
+    p.add_argument("--as-of", help="the as-of date (default: yesterday, business time)")
+    p.add_argument("--out", default="spark_out", help="folder of the Parquet results")
+    p.add_argument("--master", default=os.environ.get("SPARK_MASTER", "local[*]"),
+                   help="Spark master (default: $SPARK_MASTER or local[*])")
+    p.set_defaults(func=_cmd_spark)
 
     p = sub.add_parser("summary", help="print segment sizes and recent event counts")
     p.add_argument("--days", type=int, default=7)

@@ -18,6 +18,7 @@ which do not run and why (tests/test_dialects.py keeps that list explicit).
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -96,13 +97,27 @@ def bind_macros(expression: exp.Expression, as_of: date, business_timezone: str
     return expression.copy().transform(replace), used
 
 
+def _renamed(node: exp.Expression, tables: Mapping[str, str]) -> exp.Expression:
+    if isinstance(node, exp.Table) and node.db:
+        new = tables.get(f"{node.db}.{node.name}".lower())
+        if new is not None:
+            renamed = exp.to_table(new)
+            if node.args.get("alias") is not None:
+                renamed.set("alias", node.args["alias"].copy())
+            return renamed
+    return node
+
+
 def _function_names(expression: exp.Expression) -> set[str]:
     return {f.name.lower() for f in expression.find_all(exp.Anonymous)}
 
 
-def compile_definition(d: Definition, dialect: str, *, as_of: date,
-                       business_timezone: str) -> Compiled:
+def compile_definition(d: Definition, dialect: str, *, as_of: date, business_timezone: str,
+                       tables: Mapping[str, str] | None = None) -> Compiled:
     """``d`` transpiled from DuckDB to ``dialect`` (one of :data:`TARGETS`), with a diagnosis.
+
+    ``tables`` renames the tables it reads (``{"core.orders": "core__orders"}``), e.g. to the
+    views an engine registered over files.
 
     Raises:
         ValueError: ``dialect`` is not one of :data:`TARGETS`, or ``d`` did not parse.
@@ -112,6 +127,8 @@ def compile_definition(d: Definition, dialect: str, *, as_of: date,
     if d.ast is None:
         raise ValueError(f"{d.display_path} did not parse; run `crm validate`")
     bound, bindings = bind_macros(d.ast, as_of, business_timezone)
+    if tables:
+        bound = bound.transform(lambda node: _renamed(node, tables))
     generator = Dialect.get_or_raise(dialect).generator(
         pretty=True, comments=False, unsupported_level=ErrorLevel.IGNORE)
     sql = generator.generate(bound, copy=True)
