@@ -3,6 +3,7 @@ over the BI snapshot of the tiny fixture's build, and compared row for row with 
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from conftest import make_project
 from crm_assets.definitions import load_project_catalog
 
 pytest.importorskip("pyspark")
+if shutil.which("java") is None:
+    pytest.skip("Spark needs Java 17+ on PATH", allow_module_level=True)
 
 from crm_assets.spark import SparkRunError, run_definition, spark_session  # noqa: E402
 
