@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -44,11 +45,14 @@ def build_all(settings: Settings, *, as_of: date, first_day: date, last_day: dat
 
 
 def _failures(result: dg.ExecuteInProcessResult) -> str:
+    """One line per failed step: its key and the message, without Dagster's exception class."""
     messages = []
     for event in result.all_events:
         if event.is_step_failure:
             failure = event.step_failure_data.error
-            messages.append(f"{event.step_key}: {failure.message.strip() if failure else ''}")
+            message = failure.message.strip() if failure else ""
+            message = re.sub(r"^dagster\._core\.definitions\.events\.Failure: ", "", message)
+            messages.append(f"{event.step_key}: {message}")
     return "\n".join(messages) or "run failed"
 
 
@@ -66,12 +70,19 @@ def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
     job = defs.resolve_job_def("rebuild_segment_history")
     keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys()
             if k.path[0] == "segments" and (names is None or k.path[-1] in names)]
+    unknown = sorted(set(names or ()) - {k.path[-1] for k in keys})
+    if unknown:
+        known = sorted(k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()
+                       if k.path[0] == "segments")
+        return BuildResult(False, "", f"unknown segment(s): {', '.join(unknown)}; known: "
+                                      f"{', '.join(known)}")
     names = names if names is not None else sorted(k.path[-1] for k in keys)
     config = {"segments": names, "first_day": first.isoformat(),
               "last_day": last.isoformat() if last else None, "every_days": every_days}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    result = job.execute_in_process(
-        run_config={**run_config, "ops": {"rebuild_history": {"config": config}}},
+    result = job.execute_in_process(  # its failure is reported below, once, without the trace
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+                    "ops": {"rebuild_history": {"config": config}}},
         instance=instance, raise_on_error=False)
     if not result.success:
         return BuildResult(False, result.run_id, _failures(result))
