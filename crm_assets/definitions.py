@@ -27,6 +27,7 @@ from crm_assets.python_assets import (
     build_identity_asset,
     build_raw_assets,
     build_serving_asset,
+    build_trigger_exports,
     external_tables,
     producers,
 )
@@ -53,6 +54,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         build_identity_asset(settings),
         *build_catalog_assets(catalog, producers(catalog), settings, partitions_def),
         build_event_daily_counts(catalog),
+        *build_trigger_exports(catalog, settings, partitions_def),
     ]
     assets.append(build_serving_asset(settings, assets))
     events = dg.AssetSelection.assets(*[a.key for a in assets if a.partitions_def is not None])

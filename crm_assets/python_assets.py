@@ -216,3 +216,53 @@ def build_serving_asset(settings: Settings, assets: list[dg.AssetsDefinition]
             "files_removed": result.files_removed})
 
     return _snapshot
+
+
+TRIGGER_TAG = "trigger"
+"""An event whose header ``tags`` hold this feeds a trigger chain: its people are exported daily."""
+
+
+def build_trigger_exports(catalog: Catalog, settings: Settings,
+                          partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """``exports/<event>`` for each event tagged ``trigger``: one CSV per day of who met it and may
+    be e-mailed (:mod:`crm_assets.audiences`), for the e-mail tool's trigger chain."""
+    return [_trigger_export(d, settings, partitions_def) for d in catalog.definitions
+            if d.kind == "event" and TRIGGER_TAG in d.tags]
+
+
+def _trigger_export(d, settings: Settings, partitions_def: dg.PartitionsDefinition
+                    ) -> dg.AssetsDefinition:
+    from datetime import timedelta
+
+    from crm_assets.audiences import audience_sql
+
+    folder = settings.serving_path / "exports" / d.name
+
+    @dg.asset(key=["exports", d.name], group_name="exports", partitions_def=partitions_def,
+              deps=[asset_key(d.table), dg.AssetKey(["core", "customers"])],
+              backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "csv"}, pool=POOL,
+              description=f"Who met {d.table} each day and may be e-mailed (a contact and e-mail "
+                          f"consent): {folder}/<day>.csv, for the trigger chain it feeds.")
+    def _export(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        window = context.partition_time_window
+        day, days = window.start.date(), []
+        while day < window.end.date():
+            days.append(day)
+            day += timedelta(days=1)
+        folder.mkdir(parents=True, exist_ok=True)
+        with warehouse.connect() as con:
+            for day in days:  # one small COPY per day of the window (~15 ms each)
+                sql = audience_sql(con, d.name, channel="email", seed=d.name, day=day)
+                tmp = folder / f".{day}.csv.tmp"
+                con.execute(f"COPY ({sql}) TO '{tmp}' (HEADER)")
+                tmp.replace(folder / f"{day}.csv")
+            paths = [str(folder / f"{day}.csv") for day in days]
+            rows = con.execute("SELECT count(*) FROM read_csv(?, header = true, "
+                               "columns = {'customer_id': 'BIGINT', 'audience_group': 'VARCHAR', "
+                               "'first_name': 'VARCHAR', 'contact': 'VARCHAR'})",
+                               [paths]).fetchone()[0]
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": rows, "days": len(days),
+            "path": dg.MetadataValue.path(str(folder / f"{days[-1]}.csv"))})
+
+    return _export
