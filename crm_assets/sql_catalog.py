@@ -376,16 +376,25 @@ def fingerprint(expression: exp.Expression) -> str:
     """sha256 of the normalised AST: blind to whitespace, comments, keyword case and quoting.
 
     The AST is rendered as DuckDB SQL with identifiers lower-cased and all quoted (identifiers are
-    case-insensitive in DuckDB) and without comments; sqlglot's rendering keeps no layout. No
-    copy is made: identifiers are lower-cased in place for the rendering and then restored, and
-    the DuckDB generator has no preprocessing step that would change the tree.
+    case-insensitive in DuckDB) and without comments; sqlglot's rendering keeps no layout. The
+    aliases of the output keep their case, since DuckDB publishes them as written (``as Orders``
+    makes a column ``Orders``, which BI tools and Parquet readers see; an unaliased column keeps
+    its table's name, whatever case the query wrote it in). No copy is made:
+    identifiers are lower-cased in place for the rendering and then restored, and the DuckDB
+    generator has no preprocessing step that would change the tree.
     """
+    outputs = set()  # output aliases keep their case: DuckDB publishes them as written
+    outer = _outer_select(expression)
+    for projection in outer.expressions if outer is not None else []:
+        alias = projection.args.get("alias") if isinstance(projection, exp.Alias) else None
+        if isinstance(alias, exp.Identifier):
+            outputs.add(id(alias))
     identifiers = [(node, node.this) for node in expression.find_all(exp.Identifier)
-                   if isinstance(node.this, str)]
+                   if isinstance(node.this, str) and id(node) not in outputs]
     for node, name in identifiers:
         node.args["this"] = name.lower()
     try:
-        rendered = _DUCKDB.generator(identify=True, normalize=True, comments=False).generate(
+        rendered = _DUCKDB.generator(identify=True, normalize=False, comments=False).generate(
             expression, copy=False)
     finally:
         for node, name in identifiers:

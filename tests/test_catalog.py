@@ -529,10 +529,15 @@ SAME_VERSION = {
                   "where status='completed' group by customer_id",
     "comments": "-- description: changed words only\n" + BASE.replace(
         "from core.orders", "from core.orders -- the orders\n/* block */"),
-    "keyword_case": BASE.upper().replace("'COMPLETED'", "'completed'"),
+    "keyword_case": "SELECT customer_id, COUNT(*) AS orders FROM core.orders "
+                    "WHERE status = 'completed' GROUP BY customer_id",
     "identifier_quoting": BASE.replace("customer_id", '"customer_id"').replace(
         "core.orders", '"core"."orders"'),
-    "identifier_case": BASE.replace("customer_id", "Customer_ID"),
+    # identifiers that are not output names: DuckDB reads them case-insensitively
+    "identifier_case": BASE.replace("core.orders", "Core.Orders").replace(
+        "where status", "where Status").replace("group by customer_id", "group by Customer_ID"),
+    # an unaliased output column is published under its table's name, whatever the case here
+    "output_column_case": BASE.replace("select customer_id", "select Customer_ID"),
     "trailing_semicolon": BASE + ";\n-- end\n",
 }
 
@@ -541,6 +546,8 @@ NEW_VERSION = {
     "extra_condition": BASE.replace("where status = 'completed'",
                                     "where status = 'completed' and channel = 'app'"),
     "output_name": BASE.replace("as orders", "as order_count"),
+    # the table's column becomes "Orders": a reader (BI, Parquet) sees the new name
+    "output_name_case": BASE.replace("as orders", "as Orders"),
     "table": BASE.replace("core.orders", "core.order_items"),
 }
 
