@@ -4,9 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-ifneq ($(DAGSTER_PG_URL),)  # PostgreSQL instance storage (dagster.postgres.yaml), psycopg2 driver
-override export DAGSTER_PG_URL := $(subst postgresql://,postgresql+psycopg2://,$(subst postgres://,postgresql://,$(DAGSTER_PG_URL)))
-endif
 
 .PHONY: install demo test dev bench validate lint clean
 
@@ -27,8 +24,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 dev: install
-	mkdir -p $(DAGSTER_HOME) && cp $(if $(DAGSTER_PG_URL),dagster.postgres.yaml,dagster.yaml) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/crm dev
 
 validate: install
 	$(BIN)/crm validate

@@ -8,10 +8,11 @@ into typed, comparable values by calling the functions registered here by
 Two kinds of function, chosen by what the rule needs:
 
 * **SQL macros** (``crm_name_key``, ``crm_gender``, ``crm_birth_date``, ``crm_birth_date_issue``,
-  ``crm_city``, ``crm_bool``, ``crm_decimal``) for rules that plain SQL expresses: they run inside
-  DuckDB's vectorised engine, in parallel, with no Python in the loop. They are created as
-  ``TEMP`` macros, so they live in the connection's temporary catalog and never land in the
-  warehouse file, where another process (a BI tool, a check) could not resolve them.
+  ``crm_city``, ``crm_bool``, ``crm_decimal``, ``crm_instant``) for rules that plain SQL
+  expresses: they run inside DuckDB's vectorised engine, in parallel, with no Python in the loop.
+  They are created as ``TEMP`` macros, so they live in the connection's temporary catalog and
+  never land in the warehouse file, where another process (a BI tool, a check) could not resolve
+  them.
 * **Vectorised Arrow UDFs** (``crm_email``, ``crm_email_key``, ``crm_email_issue``, ``crm_phone``,
   ``crm_phone_issue``) where a real library is the rule: ``email-validator`` for RFC syntax and
   IDNA, ``phonenumbers`` for numbering plans. Each call gets one DuckDB vector as an Arrow array;
@@ -35,6 +36,9 @@ Decisions worth knowing when reading staging results:
   would also call it invalid: "someone typed a filler" is the more useful reason.
 * ``crm_decimal`` reads ``,`` as the decimal point unless the value is thousands-grouped with both
   separators (``1,234.50``): ``1,234`` is 1.23.
+* ``crm_instant(text, zone)`` takes a time written with a UTC offset (``+03``, ``Z``) as that
+  instant, and any other as a wall-clock time in ``zone`` (the store's, the business one): ISO,
+  or day first (``10.03.2025 12:00``, ``10/03/2025``), a date alone being midnight.
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ SQL_MACROS: tuple[str, ...] = (
     "crm_city",
     "crm_bool",
     "crm_decimal",
+    "crm_instant",
 )
 """Public functions implemented as ``TEMP`` SQL macros."""
 
@@ -411,6 +416,10 @@ def _boolean_map_sql() -> str:
 # RE2 (DuckDB's regex engine): \s is ASCII only; \p{Z} adds NBSP and the thin spaces that
 # spreadsheets put in numbers and that CSV exports carry around values.
 _WS = r"[\s\p{Z}]"
+_UTC_OFFSET = r"[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$"
+"""A time of day followed by a UTC offset or ``Z``, at the end of the value."""
+_DAY_FIRST_FORMATS = ("['%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M', '%d.%m.%Y', "
+                      "'%d/%m/%Y %H:%M:%S', '%d/%m/%Y %H:%M', '%d/%m/%Y']")
 # One shape for both date orders; which group holds the year is decided by digit counts below.
 # A time of day after the date (spreadsheet exports add one) is accepted and dropped.
 _DATE_SHAPE = (
@@ -458,6 +467,15 @@ def _macro_sql() -> list[str]:
         rf"""CREATE OR REPLACE TEMP MACRO crm_decimal(raw) AS
             try_cast(_crm_decimal_text(regexp_replace(raw, '{_WS}+|''', '', 'g'))
                 AS DECIMAL(12,2))""",
+        # A time with an explicit UTC offset is that instant; any other is wall-clock time in
+        # `zone` (DuckDB's cast reads ISO; the formats add day-first dates).
+        f"""CREATE OR REPLACE TEMP MACRO crm_instant(raw, zone) AS
+            CASE
+                WHEN regexp_matches(raw, '{_UTC_OFFSET}')
+                    THEN try_cast(raw AS TIMESTAMPTZ)
+                ELSE timezone(zone, coalesce(try_cast(raw AS TIMESTAMP),
+                                             try_strptime(raw, {_DAY_FIRST_FORMATS})))
+            END""",
         # [year, month, day] as text when the value has a date shape, else NULL. ISO when the
         # first group has 4 digits, otherwise day first (a Russian CRM); a two-digit year up to
         # this year's is 20xx, any other 19xx. Whether the parts make a real date is not judged

@@ -174,6 +174,16 @@ def _cmd_spark(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_dev(args: argparse.Namespace) -> int:
+    """``dagster dev`` on this project, with the same instance set-up as every other command."""
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    os.chdir(settings.project_dir)
+    os.execv(dagster, [str(dagster), "dev", "-w", "workspace.yaml", *args.dagster_args])
+    return 0  # not reached: the process is now dagster dev
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     from crm_assets.runner import print_summary
 
@@ -330,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Spark master (default: $SPARK_MASTER or local[*])")
     p.set_defaults(func=_cmd_spark)
 
+    p = sub.add_parser("dev", help="the Dagster UI (dagster dev) on this project and instance")
+    p.add_argument("dagster_args", nargs="*", help="passed to dagster dev as given, e.g. -p 3001")
+    p.set_defaults(func=_cmd_dev)
+
     p = sub.add_parser("summary", help="print segment sizes and recent event counts")
     p.add_argument("--days", type=int, default=7)
     p.set_defaults(func=_cmd_summary)
@@ -373,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     warnings.filterwarnings("ignore", message=".*is currently in preview.*")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["dev"]:  # everything after `crm dev` is for dagster dev, as given
+        return _cmd_dev(argparse.Namespace(dagster_args=argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -104,7 +104,7 @@ def test_macros_are_temporary_and_never_reach_the_warehouse_file(tmp_path) -> No
 
 @pytest.mark.parametrize("function", CLEANING_FUNCTIONS)
 def test_null_and_blank_give_null(con, function: str) -> None:
-    args = "v, v" if function == "crm_name_key" else "v"
+    args = {"crm_name_key": "v, v", "crm_instant": "v, 'Europe/Moscow'"}.get(function, "v")
     assert select(con, f"{function}({args})", BLANKS) == [None] * len(BLANKS)
 
 
@@ -313,6 +313,26 @@ def test_decimal(con) -> None:
     }
     assert select(con, "crm_decimal(v)", list(cases)) == list(cases.values())
     assert con.execute("SELECT typeof(crm_decimal('1'))").fetchone() == ("DECIMAL(12,2)",)
+
+
+def test_instant(con) -> None:
+    """Moscow is UTC+3 all year; Novosibirsk UTC+7 (no DST since 2014)."""
+    utc = dt.UTC
+    cases = {
+        # a wall-clock time is read in the zone given: 00:30 in Moscow is 21:30 UTC the day before
+        ("2025-03-10 00:30:00", "Europe/Moscow"): dt.datetime(2025, 3, 9, 21, 30, tzinfo=utc),
+        ("2025-03-11 01:00:00", "Asia/Novosibirsk"): dt.datetime(2025, 3, 10, 18, 0, tzinfo=utc),
+        ("10.03.2025 12:00", "Europe/Moscow"): dt.datetime(2025, 3, 10, 9, 0, tzinfo=utc),
+        ("10/03/2025 12:00:30", "Europe/Moscow"): dt.datetime(2025, 3, 10, 9, 0, 30, tzinfo=utc),
+        ("10.03.2025", "Europe/Moscow"): dt.datetime(2025, 3, 9, 21, 0, tzinfo=utc),  # midnight
+        # an explicit offset wins over the zone
+        ("2025-03-10T10:00:00+07:00", "Europe/Moscow"): dt.datetime(2025, 3, 10, 3, 0, tzinfo=utc),
+        ("2025-03-10 10:00:00Z", "Asia/Novosibirsk"): dt.datetime(2025, 3, 10, 10, 0, tzinfo=utc),
+        ("когда-то", "Europe/Moscow"): None,
+        ("31.02.2025 10:00", "Europe/Moscow"): None,
+    }
+    con.execute("SET TimeZone = 'UTC'")
+    assert select(con, "crm_instant(v, v1)", list(cases)) == list(cases.values())
 
 
 # --- birth dates ----------------------------------------------------------------------------

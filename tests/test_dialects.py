@@ -34,6 +34,8 @@ NOT_ON_POSTGRES = {
     "staging.products": "calls crm_bool(), crm_decimal()",
     "staging.order_items": "calls crm_decimal()",
     "staging.orders": "calls crm_decimal()",
+    "staging.interactions": "calls crm_instant()",
+    "staging.sessions": "calls crm_instant()",
     # DuckDB-only SQL that sqlglot carries over as is
     "core.customers": 'syntax error at or near "customer_id"',  # SELECT * EXCEPT (...)
     "marts.segment_sizes_daily": "column day.generate_series does not exist",  # column alias
@@ -102,13 +104,17 @@ def test_compile_binds_macros_and_reports_what_is_not_portable(catalog):
 
     orders = compile_definition(catalog.by_table()["staging.orders"], "postgres", as_of=AS_OF,
                                 business_timezone=ZONE)
-    assert not orders.portable and set(orders.non_portable) == {"crm_decimal"}
+    assert not orders.portable and set(orders.non_portable) == {"crm_decimal", "crm_instant"}
     assert "'Europe/Moscow'" in orders.sql  # business_timezone() bound
-    assert any("try_cast" in w and "CAST" in w for w in orders.warnings)
-    spark = compile_definition(catalog.by_table()["staging.orders"], "spark", as_of=AS_OF,
+    sessions = compile_definition(catalog.by_table()["staging.sessions"], "postgres",
+                                  as_of=AS_OF, business_timezone=ZONE)
+    assert any("try_cast" in w and "CAST" in w for w in sessions.warnings)
+    spark = compile_definition(catalog.by_table()["staging.sessions"], "spark", as_of=AS_OF,
                                business_timezone=ZONE)
     assert "TRY_CAST(" in spark.sql and not any("try_cast" in w for w in spark.warnings)
-    assert any(w.startswith("timezone() is passed through") for w in spark.warnings)
+    spark_orders = compile_definition(catalog.by_table()["staging.orders"], "spark",
+                                      as_of=AS_OF, business_timezone=ZONE)
+    assert any(w.startswith("timezone() is passed through") for w in spark_orders.warnings)
 
 
 def test_postgres_types():

@@ -72,26 +72,8 @@ timed as (
     -- store-local wall-clock text to an instant; a value carrying a UTC offset is taken as is
     select
         *,
-        case
-            when regexp_matches(registered_at_text,
-                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
-                then try_cast(registered_at_text as timestamptz)
-            else timezone(local_timezone, coalesce(
-                try_cast(registered_at_text as timestamp),
-                try_strptime(registered_at_text, ['%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M',
-                                                  '%d.%m.%Y', '%d/%m/%Y %H:%M:%S',
-                                                  '%d/%m/%Y %H:%M', '%d/%m/%Y'])))
-        end as registered_at_parsed,
-        case
-            when regexp_matches(updated_at_text,
-                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
-                then try_cast(updated_at_text as timestamptz)
-            else timezone(local_timezone, coalesce(
-                try_cast(updated_at_text as timestamp),
-                try_strptime(updated_at_text, ['%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M',
-                                               '%d.%m.%Y', '%d/%m/%Y %H:%M:%S',
-                                               '%d/%m/%Y %H:%M', '%d/%m/%Y'])))
-        end as updated_at_parsed
+        crm_instant(registered_at_text, local_timezone) as registered_at_parsed,
+        crm_instant(updated_at_text, local_timezone) as updated_at_parsed
     from cleaned
 ),
 

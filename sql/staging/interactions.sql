@@ -40,12 +40,7 @@ cleaned as (
 timed as (
     select
         *,
-        case
-            when regexp_matches(occurred_at_text,
-                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
-                then try_cast(occurred_at_text as timestamptz)
-            else timezone(business_timezone(), try_cast(occurred_at_text as timestamp))
-        end as occurred_at
+        crm_instant(occurred_at_text, business_timezone()) as occurred_at
     from cleaned
 ),
 

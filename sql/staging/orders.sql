@@ -56,15 +56,7 @@ timed as (
     -- store-local wall-clock text to an instant; a value carrying a UTC offset is taken as is
     select
         *,
-        case
-            when regexp_matches(ordered_at_text,
-                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
-                then try_cast(ordered_at_text as timestamptz)
-            else timezone(store_timezone, coalesce(
-                try_cast(ordered_at_text as timestamp),
-                try_strptime(ordered_at_text, ['%d.%m.%Y %H:%M:%S', '%d.%m.%Y %H:%M',
-                                               '%d/%m/%Y %H:%M:%S', '%d/%m/%Y %H:%M'])))
-        end as ordered_at
+        crm_instant(ordered_at_text, store_timezone) as ordered_at
     from cleaned
 ),
 

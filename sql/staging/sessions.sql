@@ -44,12 +44,7 @@ cleaned as (
 timed as (
     select
         *,
-        case
-            when regexp_matches(started_at_text,
-                '[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)? *([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$')
-                then try_cast(started_at_text as timestamptz)
-            else timezone(business_timezone(), try_cast(started_at_text as timestamp))
-        end as started_at
+        crm_instant(started_at_text, business_timezone()) as started_at
     from cleaned
 ),
 
