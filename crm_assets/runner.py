@@ -68,15 +68,9 @@ def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
     defs = definitions or build_definitions(settings)
     instance = instance or dg.DagsterInstance.get()
     job = defs.resolve_job_def("rebuild_segment_history")
-    keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys()
-            if k.path[0] == "segments" and (names is None or k.path[-1] in names)]
-    unknown = sorted(set(names or ()) - {k.path[-1] for k in keys})
-    if unknown:
-        known = sorted(k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()
-                       if k.path[0] == "segments")
-        return BuildResult(False, "", f"unknown segment(s): {', '.join(unknown)}; known: "
-                                      f"{', '.join(known)}")
-    names = names if names is not None else sorted(k.path[-1] for k in keys)
+    graph = defs.resolve_asset_graph()
+    segments = {k.path[-1]: k for k in graph.get_all_asset_keys() if k.path[0] == "segments"}
+    names = sorted(segments) if names is None else names
     config = {"segments": names, "first_day": first.isoformat(),
               "last_day": last.isoformat() if last else None, "every_days": every_days}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
@@ -89,9 +83,10 @@ def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
     with connect(settings.warehouse_path, read_only=True) as con:
         as_of = con.execute("SELECT max(as_of_date) FROM meta.segment_runs "
                             "WHERE list_contains(?, segment)", [names]).fetchone()[0]
+    keys = [segments[name] for name in names]  # the run checked the names
     selection = (dg.AssetSelection.assets(*keys).downstream() - dg.AssetSelection.assets(*keys))
     refresh = defs.resolve_job_def("refresh_segments").execute_in_process(
-        instance=instance, asset_selection=list(selection.resolve(defs.resolve_asset_graph())),
+        instance=instance, asset_selection=list(selection.resolve(graph)),
         tags={AS_OF_TAG: as_of.isoformat()}, run_config=run_config, raise_on_error=False)
     if not refresh.success:
         return BuildResult(False, refresh.run_id, "the history is rebuilt, but refreshing what "
