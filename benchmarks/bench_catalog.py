@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"definitions: {total} ({counts} generated + the project's own)")
         if args.profile:
             return _profile(project)
-        cache = Path(tmp) / "catalog_cache.pickle"
+        cache = Path(tmp) / "catalog_cache.json"
         edited = project / "sql" / "segments" / "gen_segment_0000.sql"
         scenarios: dict[str, list[dict]] = {"cold": [], "warm": [], "one edited": []}
         for i in range(args.repeat):  # interleaved, so a noisy moment hits every scenario
@@ -406,8 +406,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _profile(project: Path) -> int:
     """The top of a cProfile of one cold ``load_catalog`` in this process."""
-    from crm_assets.python_assets import external_tables
-    from crm_assets.sql_catalog import clear_parse_cache, load_catalog
+    from crm_assets.catalog import clear_parse_cache, load_catalog
+    from crm_assets.project import external_tables
 
     clear_parse_cache()
     profiler = cProfile.Profile()

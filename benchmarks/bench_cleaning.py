@@ -20,7 +20,8 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crm_assets.cleaning import clear_cleaning_caches, register_cleaning_functions  # noqa: E402
+from crm_assets.functions.contacts import clear_cleaning_caches  # noqa: E402
+from crm_assets.functions.registry import register_functions  # noqa: E402
 
 DIRTY_SQL = """
 CREATE OR REPLACE TABLE dirty AS
@@ -143,7 +144,7 @@ def main() -> None:
     con = duckdb.connect()
     if args.threads:
         con.execute(f"SET threads = {args.threads}")
-    register_cleaning_functions(con)
+    register_functions(con)
     # ~0.82 people per row gives ~70% distinct emails and phones once the variants are added.
     con.execute(DIRTY_SQL.format(rows=args.rows, people=int(args.rows * 0.82)))
     ratios = con.execute(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crm_assets.generator import generate  # noqa: E402
+from crm_assets.demo import generate  # noqa: E402
 
 
 def _cpu_seconds() -> float:

@@ -20,13 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 
-from crm_assets.factory import REJECTS_DDL, materialize_model  # noqa: E402
-from crm_assets.generator import generate  # noqa: E402
+from crm_assets.catalog import load_catalog  # noqa: E402
+from crm_assets.demo import generate  # noqa: E402
 from crm_assets.identity import dedupe_report, resolve_identity  # noqa: E402
-from crm_assets.ingest import load_source  # noqa: E402
-from crm_assets.python_assets import external_tables  # noqa: E402
-from crm_assets.sql_catalog import load_catalog  # noqa: E402
-from crm_assets.warehouse import ensure_schemas, prepare_connection  # noqa: E402
+from crm_assets.ingest.loader import load_source  # noqa: E402
+from crm_assets.project import external_tables  # noqa: E402
+from crm_assets.warehouse import ensure_framework_tables, prepare_connection  # noqa: E402
+from crm_assets.warehouse.models import materialize_model  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -53,8 +53,7 @@ def main() -> int:
 
         con = duckdb.connect(str(tmp_path / "crm.duckdb"))
         prepare_connection(con)
-        ensure_schemas(con)
-        con.execute(REJECTS_DDL)
+        ensure_framework_tables(con)
         t0 = time.perf_counter()
         for table in ("stores", "customers"):
             load_source(con, table, tmp_path / "input")

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crm_assets.serving import publish  # noqa: E402
+from crm_assets.serving.snapshot import publish  # noqa: E402
 from crm_assets.warehouse import connect  # noqa: E402
 
 

@@ -2,15 +2,15 @@
 
 Run: ``python benchmarks/bench_staging.py [--customers N] [--seed S] [--out DIR] [--threads N]``.
 
-The CRM export is made by :func:`crm_assets.generator.generate` (1M persons, ~1.2M customer
+The CRM export is made by :func:`crm_assets.demo.generate` (1M persons, ~1.2M customer
 records with their orders, lines, interactions and sessions; reused when ``--out`` already holds
 it). Then, into a fresh warehouse file:
 
 1. **raw load** per table (:func:`crm_assets.ingest.load_source`: encoding check, Arrow CSV read,
    one ``INSERT`` per file), and once more for ``customers.csv`` re-encoded as Windows-1251 with
    ``;`` separators, the path Russian CRM exports take;
-2. **staging** per table (:func:`crm_assets.factory.materialize_model`: the SQL file, split into the
-   table and ``staging.rejects``), the customers' cleaning UDFs with cold caches;
+2. **staging** per table (:func:`crm_assets.warehouse.models.materialize_model`: the SQL file,
+   split into the table and ``staging.rejects``), the customers' cleaning UDFs with cold caches;
 3. the **accounting check** per table (every raw row staged or rejected exactly once).
 
 It prints seconds and rows per second for each step and the totals.
@@ -24,13 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crm_assets.cleaning import clear_cleaning_caches  # noqa: E402
-from crm_assets.contracts import SOURCES  # noqa: E402
-from crm_assets.definitions import load_project_catalog  # noqa: E402
-from crm_assets.factory import Warehouse, materialize_model  # noqa: E402
-from crm_assets.ingest import load_source, load_source_file  # noqa: E402
-from crm_assets.quality import account_rows  # noqa: E402
+from crm_assets.defs.resources import Warehouse
+from crm_assets.functions.contacts import clear_cleaning_caches  # noqa: E402
+from crm_assets.ingest.contracts import SOURCES  # noqa: E402
+from crm_assets.ingest.loader import load_source, load_source_file  # noqa: E402
+from crm_assets.project import load_project_catalog  # noqa: E402
 from crm_assets.settings import load_settings  # noqa: E402
+from crm_assets.warehouse.accounting import account_rows  # noqa: E402
+from crm_assets.warehouse.models import materialize_model  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -40,7 +41,7 @@ def generated(out: Path, customers: int, seed: int) -> Path:
     folder = out / f"export-{customers}-{seed}"
     done = folder / ".complete"
     if not done.exists():
-        from crm_assets.generator import generate
+        from crm_assets.demo import generate
 
         started = time.perf_counter()
         counts = generate(folder, customers=customers, seed=seed)

@@ -15,7 +15,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``demo_as_of`` | ``CRM_DEMO_AS_OF`` | ``2026-06-30`` (the last day of the shipped seeds) |
 | ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
-| ``catalog_cache_path`` | ``CRM_CATALOG_CACHE`` (``off``: none) | ``target/catalog_cache.pickle`` |
+| ``catalog_cache_path`` | ``CRM_CATALOG_CACHE`` (``off``: none) | ``target/catalog_cache.json`` |
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ class Settings:
     catalog_cache_path: Path | None = None
     """Where loads of the SQL catalogue keep what they parsed and bound, for the next process."""
     serving_dir: Path | None = None
-    """Where BI reads a published snapshot (:mod:`crm_assets.serving`); default: next to the
-    warehouse file."""
+    """Where BI reads a published snapshot (:mod:`crm_assets.serving.snapshot`); default: next to
+    the warehouse file."""
 
     @property
     def serving_path(self) -> Path:
@@ -100,7 +100,7 @@ def load_settings(**overrides) -> Settings:
     warehouse = Path(pick("warehouse_path", "CRM_WAREHOUSE", "warehouse/crm.duckdb"))
     landing = Path(pick("landing_dir", "CRM_LANDING_DIR", "landing"))
     serving = pick("serving_dir", "CRM_SERVING_DIR", None)
-    cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.pickle"))
+    cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.json"))
     cache_path = None if cache.lower() in ("off", "none", "false", "0") else Path(cache)
     settings = Settings(
         project_dir=project_dir,

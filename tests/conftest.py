@@ -11,8 +11,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from crm_assets.definitions import build_definitions
-from crm_assets.runner import build_all
+from crm_assets.defs.definitions import build_definitions
+from crm_assets.defs.runs import build_all
 from crm_assets.settings import Settings, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]

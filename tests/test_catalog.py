@@ -22,9 +22,9 @@ import pytest
 import sqlglot
 from conftest import PROJECT_DIR, make_project
 
+from crm_assets.catalog import CatalogError, clear_parse_cache, fingerprint, load_catalog
 from crm_assets.cli import main as crm
-from crm_assets.python_assets import external_tables
-from crm_assets.sql_catalog import CatalogError, clear_parse_cache, fingerprint, load_catalog
+from crm_assets.project import external_tables
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "asset_graph.json"
 
@@ -576,7 +576,7 @@ def test_a_logic_change_makes_a_new_version(variant, tmp_path, external):
 
 def test_the_version_is_the_same_in_another_process(tmp_path):
     here = fingerprint(sqlglot.parse_one(BASE, read="duckdb"))
-    code = ("import sqlglot, sys; from crm_assets.sql_catalog import fingerprint; "
+    code = ("import sqlglot, sys; from crm_assets.catalog import fingerprint; "
             "print(fingerprint(sqlglot.parse_one(sys.stdin.read(), read='duckdb')))")
     for seed in ("0", "12345"):
         other = subprocess.run([sys.executable, "-c", code], input=BASE, capture_output=True,
@@ -623,7 +623,7 @@ def _summary(catalog) -> list[tuple]:
 
 def test_a_new_process_takes_everything_from_the_disk_cache(tmp_path, external):
     sql = _project_sql(tmp_path)
-    cache = tmp_path / "target" / "catalog_cache.pickle"
+    cache = tmp_path / "target" / "catalog_cache.json"
     first = _load_as_a_new_process(sql, external, cache)
     n = len(list(sql.glob("*/*.sql")))
     assert (first.parsed, first.bound, first.problems) == (n, n, [])
@@ -640,7 +640,7 @@ def test_a_new_process_takes_everything_from_the_disk_cache(tmp_path, external):
 
 def test_the_disk_cache_never_hides_a_change(tmp_path, external):
     sql = _project_sql(tmp_path)
-    cache = tmp_path / "target" / "catalog_cache.pickle"
+    cache = tmp_path / "target" / "catalog_cache.json"
     _load_as_a_new_process(sql, external, cache)
 
     # an edited file is parsed and bound again; nothing reads croissant_buyers
@@ -666,14 +666,14 @@ def test_the_disk_cache_never_hides_a_change(tmp_path, external):
 def test_a_broken_or_unwritable_disk_cache_costs_time_only(tmp_path, external):
     sql = _project_sql(tmp_path)
     n = len(list(sql.glob("*/*.sql")))
-    cache = tmp_path / "target" / "catalog_cache.pickle"
+    cache = tmp_path / "target" / "catalog_cache.json"
     cache.parent.mkdir()
     cache.write_bytes(b"\x80\x05 torn in the middle of a write")
     loaded = _load_as_a_new_process(sql, external, cache)
     assert (loaded.parsed, loaded.problems) == (n, [])
     assert _load_as_a_new_process(sql, external, cache).parsed == 0  # rewritten
 
-    blocked = tmp_path / "a_file" / "catalog_cache.pickle"  # its folder is a file: not writable
+    blocked = tmp_path / "a_file" / "catalog_cache.json"  # its folder is a file: not writable
     blocked.parent.write_text("")
     assert _load_as_a_new_process(sql, external, blocked).problems == []
     assert _load_as_a_new_process(sql, external, blocked).parsed == n
@@ -692,7 +692,7 @@ def test_crm_validate_in_a_second_process_uses_the_cache(tmp_path):
         return done.stdout.strip()
 
     assert validate() == f"{n} definition(s) valid"
-    assert (root / "target" / "catalog_cache.pickle").is_file()
+    assert (root / "target" / "catalog_cache.json").is_file()
     assert validate() == (f"{n} definition(s) valid (0 parsed, 0 bound; the rest unchanged, "
                           "from the cache)")
     assert validate(CRM_CATALOG_CACHE="off") == f"{n} definition(s) valid"

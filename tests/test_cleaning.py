@@ -14,15 +14,11 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from crm_assets import cleaning
-from crm_assets.cleaning import (
-    CITY_ALIASES,
-    CLEANING_FUNCTIONS,
-    clean_email,
-    clean_phone,
-    clear_cleaning_caches,
-    register_cleaning_functions,
-)
+from crm_assets.functions import contacts as cleaning
+from crm_assets.functions.allow_list import CLEANING_FUNCTIONS
+from crm_assets.functions.contacts import clean_email, clean_phone, clear_cleaning_caches
+from crm_assets.functions.macros import CITY_ALIASES
+from crm_assets.functions.registry import register_functions as register_cleaning_functions
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,15 @@ from datetime import date
 import pytest
 
 from crm_assets.cli import main
-from crm_assets.definitions import load_project_catalog
-from crm_assets.dialects import (
+from crm_assets.project import load_project_catalog
+from crm_assets.settings import load_settings
+from crm_assets.tools.dialects import (
     TARGETS,
     check_on_postgres,
     compile_definition,
     format_compiled,
     postgres_type,
 )
-from crm_assets.settings import load_settings
 
 AS_OF = date(2025, 3, 12)
 ZONE = "Europe/Moscow"

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_assets.contracts import SOURCES
-from crm_assets.generator import OUTPUT_FILES, _Generator, generate, main
+from crm_assets.cli import main
+from crm_assets.demo.generator import OUTPUT_FILES, generate
+from crm_assets.demo.run import Run
+from crm_assets.ingest.contracts import SOURCES
 
 N = 300
 SEED = 7
@@ -130,8 +132,8 @@ def test_fast_paths_write_what_the_plain_way_writes(
 ) -> None:
     """Lines rendered in SQL equal DuckDB's own CSV writing; rows generated in key order equal
     rows sorted by key."""
-    monkeypatch.setattr(_Generator, "PRERENDER_LINES", not _Generator.PRERENDER_LINES)
-    monkeypatch.setattr(_Generator, "SORT_BIG_TABLES", not _Generator.SORT_BIG_TABLES)
+    monkeypatch.setattr(Run, "PRERENDER_LINES", not Run.PRERENDER_LINES)
+    monkeypatch.setattr(Run, "SORT_BIG_TABLES", not Run.SORT_BIG_TABLES)
     plain = tmp_path / "plain"
     generate(plain, N, SEED, START, END)
     for path in _all_files(out):
@@ -145,8 +147,8 @@ def test_returned_counts_are_the_data_rows(out: Path, tmp_path: Path) -> None:
     assert counts["_truth/dirt"] == len(_read(out / "_truth" / "dirt.csv"))
 
 
-def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--customers", "60", "--out", str(tmp_path), "--seed", "3"]
+def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["generate", "--customers", "60", "--out", str(tmp_path), "--seed", "3"]
     assert main([*args, "--start", "2025-03-01", "--end", "2025-08-31"]) == 0
     assert "customers" in capsys.readouterr().out
     regs = [r["registered_at"] for r in _read(tmp_path / "customers.csv")]

@@ -9,15 +9,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from crm_assets.catalog.query import statement_body
 from crm_assets.identity import (
-    build_golden_customers_sql,
     dedupe_report,
     resolve_customer_id,
     resolve_identity,
 )
+from crm_assets.warehouse import ensure_framework_tables
 
 STAGING_DDL = """
-create schema if not exists staging;
 create table staging.customers (
     source_customer_id varchar, first_name varchar, last_name varchar, name_key varchar,
     email varchar, email_key varchar, phone varchar, gender varchar, birth_date date,
@@ -33,15 +33,22 @@ COLUMNS = (
     "updated_at, _source_file, _row_number, _loaded_at"
 )
 
+PROJECT = Path(__file__).resolve().parents[1]
 RUN_1 = datetime(2024, 1, 1, tzinfo=UTC)
 RUN_2 = datetime(2024, 2, 1, tzinfo=UTC)
 RUN_3 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def golden_customers_sql() -> str:
+    """The query of sql/core/customers.sql (one file = one asset), to test it on records here."""
+    return statement_body((PROJECT / "sql" / "core" / "customers.sql").read_text(encoding="utf-8"))
 
 
 @pytest.fixture
 def con() -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect(":memory:")
     connection.execute("set TimeZone = 'UTC'")
+    ensure_framework_tables(connection)
     connection.execute(STAGING_DDL)
     yield connection
     connection.close()
@@ -319,7 +326,7 @@ def test_identity_map_and_golden_records(con):
     resolve_identity(con, now=RUN_1)
     assert id_of(con) == {"P1a": 1, "P1b": 1, "P1c": 1, "P1d": 1, "P2": 2}
 
-    golden = con.sql(build_golden_customers_sql())
+    golden = con.sql(golden_customers_sql())
     assert golden.columns == [
         "customer_id",
         "first_name",
@@ -483,9 +490,9 @@ def test_failed_run_leaves_tables_untouched(con, monkeypatch):
     resolve_identity(con, now=RUN_1)
     before = snapshot(con)
     insert(con, record("B", "Иван", "Петров", "иван петров", email="ivan@mail.ru"))
-    from crm_assets import identity
+    from crm_assets.identity import resolve
 
-    monkeypatch.setattr(identity, "_MERGES_SQL", "select no_such_column")
+    monkeypatch.setattr(resolve, "_MERGES_SQL", "select no_such_column")
     with pytest.raises(duckdb.Error):
         resolve_identity(con, now=RUN_2)
     assert snapshot(con) == before
@@ -498,11 +505,6 @@ def test_dedupe_report_matches_hand_count(con, tmp_path: Path):
     )
     con.execute(
         """
-        create schema core;
-        create table core.customer_identity (
-            source_customer_id varchar primary key, customer_id bigint not null,
-            first_seen_at timestamptz, match_rule varchar
-        );
         insert into core.customer_identity values
             ('A', 1, null, null), ('B', 1, null, null), ('C', 2, null, null),
             ('D', 3, null, null), ('E', 3, null, null);

@@ -18,12 +18,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crm_assets.factory import materialize_model
+from crm_assets.catalog import load_catalog
 from crm_assets.identity import resolve_customer_id, resolve_identity
-from crm_assets.ingest import load_source
-from crm_assets.python_assets import external_tables
-from crm_assets.sql_catalog import load_catalog
-from crm_assets.warehouse import ensure_schemas, prepare_connection
+from crm_assets.ingest.loader import load_source
+from crm_assets.project import external_tables
+from crm_assets.warehouse import ensure_framework_tables, prepare_connection
+from crm_assets.warehouse.models import materialize_model
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "identity_merge"
@@ -33,10 +33,7 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "identity_merge"
 def con(tmp_path):
     connection = duckdb.connect(str(tmp_path / "crm.duckdb"))
     prepare_connection(connection)
-    ensure_schemas(connection)
-    from crm_assets.factory import REJECTS_DDL
-
-    connection.execute(REJECTS_DDL)
+    ensure_framework_tables(connection)
     yield connection
     connection.close()
 

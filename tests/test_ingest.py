@@ -20,16 +20,13 @@ import pytest
 from conftest import TINY, make_project
 from test_staging import TABLES, query, stage_folder
 
-from crm_assets.contracts import SOURCES
-from crm_assets.factory import Warehouse
-from crm_assets.ingest import (
-    SourceFileError,
-    load_source,
-    load_source_file,
-    read_source_bytes,
-    table_of,
-)
-from crm_assets.quality import FRESHNESS_CHECK, freshness, freshness_result
+from crm_assets.defs.checks import FRESHNESS_CHECK, freshness_result
+from crm_assets.defs.resources import Warehouse
+from crm_assets.ingest.contracts import SOURCES, SourceFileError
+from crm_assets.ingest.files import table_of
+from crm_assets.ingest.freshness import freshness
+from crm_assets.ingest.loader import load_source, load_source_file
+from crm_assets.ingest.reader import read_source_bytes
 
 ORDERS = SOURCES["orders"]
 HEADER = "order_id,customer_id,store_id,ordered_at,channel,status,total_amount\n"

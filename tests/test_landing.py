@@ -13,9 +13,11 @@ import dagster as dg
 import pytest
 from conftest import TINY, make_project
 
-from crm_assets.factory import Warehouse
-from crm_assets.ingest import LANDING_SETTLE_SECONDS, load_source
-from crm_assets.landing import FILES_TAG, SENSOR_NAME, scan_landing
+from crm_assets.defs.resources import Warehouse
+from crm_assets.defs.sensors import FILES_TAG, SENSOR_NAME
+from crm_assets.ingest.files import LANDING_SETTLE_SECONDS
+from crm_assets.ingest.landing import scan_landing
+from crm_assets.ingest.loader import load_source
 
 K = dg.AssetKey
 

@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 from conftest import PROJECT_DIR, Project, make_project
 
-from crm_assets.cli import ensure_dagster_home
+from crm_assets.cli.instance import ensure_dagster_home
 
 psycopg = pytest.importorskip("psycopg")
 

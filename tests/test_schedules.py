@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from conftest import make_project
 
-from crm_assets.factory import AS_OF_TAG
+from crm_assets.defs.partitions import AS_OF_TAG
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 

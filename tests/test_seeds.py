@@ -8,13 +8,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crm_assets.factory import REJECTS_DDL, materialize_model
-from crm_assets.generator import generate
+from crm_assets.catalog import load_catalog
+from crm_assets.demo import generate
 from crm_assets.identity import dedupe_report, resolve_identity
-from crm_assets.ingest import load_source
-from crm_assets.python_assets import external_tables
-from crm_assets.sql_catalog import load_catalog
-from crm_assets.warehouse import ensure_schemas, prepare_connection
+from crm_assets.ingest.loader import load_source
+from crm_assets.project import external_tables
+from crm_assets.warehouse import ensure_framework_tables, prepare_connection
+from crm_assets.warehouse.models import materialize_model
 
 PROJECT = Path(__file__).resolve().parents[1]
 SEEDS = PROJECT / "seeds"
@@ -36,8 +36,7 @@ def test_seeds_are_what_the_generator_makes(tmp_path):
 def resolved(tmp_path_factory):
     con = duckdb.connect(str(tmp_path_factory.mktemp("seeds") / "crm.duckdb"))
     prepare_connection(con)
-    ensure_schemas(con)
-    con.execute(REJECTS_DDL)
+    ensure_framework_tables(con)
     for table in ("stores", "customers"):
         load_source(con, table, SEEDS)
     by_table = load_catalog(PROJECT / "sql", external_tables()).by_table()

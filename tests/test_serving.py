@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crm_assets.serving import MANIFEST_FILE, VIEWS_FILE, publish
+from crm_assets.serving.snapshot import MANIFEST_FILE, VIEWS_FILE, publish
 from crm_assets.warehouse import connect
 
 
@@ -48,8 +48,9 @@ def test_a_publish_serves_every_bi_table_and_rewrites_only_what_changed(warehous
     serving = tmp_path / "serving"
     with connect(warehouse) as con:
         first = publish(con, serving)
-    # customers, croissant_buyers, 2 months of croissant_purchase, the segment history
-    assert (first.tables, first.files_written, first.files_reused) == (4, 5, 0)
+    # customers, croissant_buyers, 2 months of croissant_purchase, and the framework's (empty)
+    # identity map and segment history
+    assert (first.tables, first.files_written, first.files_reused) == (5, 6, 0)
     assert first.rows == 2 + 1 + 3 + 0
     reader = duckdb.connect(str(serving / VIEWS_FILE), read_only=True)
     reader.execute("SET TimeZone = 'UTC'")
@@ -60,7 +61,7 @@ def test_a_publish_serves_every_bi_table_and_rewrites_only_what_changed(warehous
         (1, datetime(2026, 2, 1, 5, tzinfo=UTC), datetime(2026, 2, 1).date())]
     assert reader.execute("SELECT table_schema, table_name FROM information_schema.tables "
                           "ORDER BY ALL").fetchall() == [
-        ("core", "customers"), ("events", "croissant_purchase"),
+        ("core", "customer_identity"), ("core", "customers"), ("events", "croissant_purchase"),
         ("marts", "segment_membership_history"), ("segments", "croissant_buyers")]
     # written for DuckDB 1.x drivers
     assert reader.execute("SELECT tags['storage_version'] FROM duckdb_databases() "
@@ -68,12 +69,12 @@ def test_a_publish_serves_every_bi_table_and_rewrites_only_what_changed(warehous
 
     with connect(warehouse) as con:
         again = publish(con, serving)
-        assert (again.files_written, again.files_reused) == (0, 5)
+        assert (again.files_written, again.files_reused) == (0, 6)
         # one more purchase in February: only February's file is written again
         con.execute("INSERT INTO events.croissant_purchase VALUES "
                     "(2, TIMESTAMPTZ '2026-02-02 10:00:00+03', DATE '2026-02-02')")
         changed = publish(con, serving)
-    assert (changed.files_written, changed.files_reused) == (1, 4)
+    assert (changed.files_written, changed.files_reused) == (1, 5)
     assert served(serving, "SELECT count(*) FROM events.croissant_purchase") == 4
     # the session opened before keeps its snapshot, whole
     assert reader.execute("SELECT count(*) FROM events.croissant_purchase").fetchone() == (3,)

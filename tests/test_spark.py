@@ -11,13 +11,13 @@ import duckdb
 import pytest
 from conftest import make_project
 
-from crm_assets.definitions import load_project_catalog
+from crm_assets.project import load_project_catalog
 
 pytest.importorskip("pyspark")
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java 17+ on PATH", allow_module_level=True)
 
-from crm_assets.spark import SparkRunError, run_definition, spark_session  # noqa: E402
+from crm_assets.tools.spark import SparkRunError, run_definition, spark_session  # noqa: E402
 
 AS_OF = date(2025, 3, 12)
 ADDED_BY_THE_FACTORY = {"segments": ("as_of_date", "definition_version"),

@@ -19,12 +19,14 @@ import duckdb
 import pytest
 from conftest import FIXTURES, PROJECT_DIR, TINY, make_project
 
-from crm_assets.contracts import SOURCES
-from crm_assets.definitions import load_project_catalog
-from crm_assets.factory import Warehouse, materialize_model
-from crm_assets.ingest import load_all_sources, load_source_file
-from crm_assets.quality import ACCOUNTING_CHECK, account_rows, accounting_result
+from crm_assets.defs.checks import ACCOUNTING_CHECK, accounting_result
+from crm_assets.defs.resources import Warehouse
+from crm_assets.ingest.contracts import SOURCES
+from crm_assets.ingest.loader import load_all_sources, load_source_file
+from crm_assets.project import load_project_catalog
 from crm_assets.settings import load_settings
+from crm_assets.warehouse.accounting import account_rows
+from crm_assets.warehouse.models import materialize_model
 
 STAGING = FIXTURES / "staging"
 TABLES = ("stores", "products", "customers", "orders", "order_items", "interactions", "sessions")

@@ -16,18 +16,11 @@ import dagster as dg
 import pytest
 from conftest import make_project
 
+from crm_assets.catalog.definition import UnknownName, resolve_table
 from crm_assets.cli import main
-from crm_assets.definitions import load_project_catalog
-from crm_assets.versions import (
-    BuiltState,
-    UnknownName,
-    VersionRecord,
-    _event_ranges,
-    compress_days,
-    format_history,
-    plan_command,
-    resolve_table,
-)
+from crm_assets.project import load_project_catalog
+from crm_assets.tools.plan import BuiltState, _event_ranges, compress_days
+from crm_assets.tools.versions import VersionRecord, format_history
 
 D = date.fromisoformat
 AS_OF = D("2025-03-12")
@@ -86,11 +79,9 @@ def test_edit_plan_apply_and_history(tmp_path, monkeypatch, capsys):
           ("where category = 'croissant'", "where category = 'croissant'\n    and quantity > 0"))
     v2 = _versions(project)
     assert v2[SEGMENT] != v1[SEGMENT] and v2[EVENT] != v1[EVENT] and v2[ITEMS] == v1[ITEMS]
-    defs = project.definitions()  # what `crm plan --apply` does, with the test's instance
-    code = plan_command(s, as_of=AS_OF, as_json=True, apply=True, instance=project.instance,
-                        defs=defs)
+    code, out = _run(capsys, "plan", "--as-of", "2025-03-12", "--json", "--apply")
     assert code == 0
-    plan = json.loads(capsys.readouterr().out)
+    plan = json.loads(out)
     assets = {a["asset"]: a for a in plan["assets"]}
     assert {n for n, a in assets.items() if a["reason"] != "downstream"} == {SEGMENT, EVENT}
     assert assets[SEGMENT]["built_versions"] == [v1[SEGMENT]]
@@ -119,11 +110,10 @@ def test_edit_plan_apply_and_history(tmp_path, monkeypatch, capsys):
     for table in (SEGMENT, EVENT):
         layer, name = table.split(".")
         assert project.query(
-            "SELECT version FROM meta.definition_versions WHERE layer = ? AND name = ? "
+            "SELECT definition_version FROM meta.definition_versions WHERE layer = ? AND name = ? "
             "ORDER BY first_materialized_at", [layer, name]) == [(v1[table],), (v2[table],)]
-    assert plan_command(s, as_of=AS_OF, instance=project.instance, defs=defs) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("Nothing to rebuild"), out
+    code, out = _run(capsys, "plan", "--as-of", "2025-03-12")
+    assert code == 0 and out.startswith("Nothing to rebuild"), out
 
     code, out = _run(capsys, "versions", "croissant_buyers")
     assert code == 0

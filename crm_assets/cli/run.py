@@ -1,0 +1,113 @@
+"""Commands that launch runs on the Dagster instance: ``demo``, ``build``, ``segment-history``,
+``plan``, and ``generate`` (demo data)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from crm_assets.catalog import CatalogError
+from crm_assets.cli.inspect import print_summary
+from crm_assets.cli.instance import ensure_dagster_home
+from crm_assets.defs.definitions import build_definitions
+from crm_assets.defs.runs import build_all, rebuild_history
+from crm_assets.settings import Settings, load_settings
+from crm_assets.tools.plan import apply_plan, make_plan
+from crm_assets.warehouse.connection import WarehouseBusy, open_read_only
+
+
+def as_of(args: argparse.Namespace, settings: Settings) -> date:
+    """``--as-of``, else yesterday in the business time zone."""
+    return date.fromisoformat(args.as_of) if args.as_of else settings.yesterday()
+
+
+def cmd_build(args: argparse.Namespace, demo: bool = False) -> int:
+    """Everything in one run; the demo adds 26 weeks of weekly segment history."""
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    day = date.fromisoformat(args.as_of) if args.as_of else (
+        settings.demo_as_of if demo else settings.yesterday())
+    first = date.fromisoformat(args.first_day) if args.first_day else settings.partition_start
+    last = date.fromisoformat(args.last_day) if args.last_day else day
+    result = build_all(settings, as_of=day, first_day=first, last_day=last)
+    if result.success and demo:  # and half a year of weekly segment history, for sizes over time
+        result = rebuild_history(settings, None, first=day - timedelta(weeks=26), last=day,
+                                 every_days=7)
+    if not result.success:
+        print(result.error, file=sys.stderr)
+        return 1
+    return print_summary(settings, days=args.days)
+
+
+def cmd_segment_history(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    first = date.fromisoformat(args.first_day)
+    result = rebuild_history(settings, args.names, first=first,
+                             last=date.fromisoformat(args.last_day) if args.last_day else None,
+                             every_days=args.every)
+    if not result.success:
+        print(result.error, file=sys.stderr)
+        return 1
+    con = open_read_only(settings.warehouse_path)
+    try:
+        rows = con.execute(
+            "SELECT segment, as_of_date, members, entered, exited FROM meta.segment_runs "
+            "WHERE list_contains(?, segment) AND as_of_date >= ? ORDER BY ALL",
+            [args.names, first]).fetchall()
+    finally:
+        con.close()
+    print("segment                          as of         members  entered   exited")
+    for name, day, members, entered, exited in rows:
+        print(f"{name:<32} {day}  {members:>8} {entered:>8} {exited:>8}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """What to rebuild because SQL on disk changed; with ``--apply``, rebuild it."""
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    instance = dg.DagsterInstance.get()
+    if not settings.warehouse_path.exists():
+        print(f"no warehouse at {settings.warehouse_path}: nothing was built yet (`crm build`)",
+              file=sys.stderr)
+        return 1
+    try:
+        defs = build_definitions(settings)
+        con = open_read_only(settings.warehouse_path)
+    except (CatalogError, WarehouseBusy) as err:
+        print(err, file=sys.stderr)
+        return 1
+    try:
+        plan = make_plan(defs, con, as_of=as_of(args, settings),
+                         partition_start=settings.partition_start, instance=instance)
+    finally:
+        con.close()  # a writer is about to open it
+    print(plan.dumps() if args.json else plan.format())
+    if not args.apply or plan.empty:
+        return 0
+    status = 0
+    for i, applied in enumerate(apply_plan(plan, defs, instance), 1):
+        result = applied.result
+        verdict = "ok" if result.success else "FAILED"
+        stream = sys.stderr if args.json or not result.success else sys.stdout
+        print(f"run {i}/{len(plan.runs)} {verdict} ({result.run_id})", file=stream)
+        if not result.success:
+            print(result.error, file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from crm_assets.demo import generate  # a tool beside the product, imported only here
+
+    counts = generate(Path(args.out), customers=args.customers, seed=args.seed,
+                      **({"start": date.fromisoformat(args.start)} if args.start else {}),
+                      **({"end": date.fromisoformat(args.end)} if args.end else {}))
+    for name, rows in counts.items():
+        print(f"{name}: {rows} rows")
+    return 0

@@ -1,0 +1,178 @@
+"""Asset checks: the data tests of SQL headers, raw rows accounted for, raw freshness.
+
+* **Data tests** (:mod:`crm_assets.catalog.data_tests`): each declared test is an asset check of
+  its definition, evaluated by the asset's own step right after it materialises; blocking unless
+  the header says ``severity: warn``.
+* **Accounting** (:mod:`crm_assets.warehouse.accounting`, check ``every_raw_row_accounted_for``
+  on each ``staging.<table>`` fed by ``raw.<table>``), blocking: when rows go missing, nothing
+  downstream is built on the table.
+* **Freshness** (:mod:`crm_assets.ingest.freshness`, check ``freshness`` on each ``raw.<table>``),
+  a warning. One op for all raw tables (:func:`build_freshness_checks`) in the writer pool: every
+  run that loads raw tables runs it after them, and it can be run on its own (from the UI, or the
+  ``check_freshness`` job and its schedule) at any time, since staleness grows while nothing runs.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+
+from crm_assets.catalog import Definition
+from crm_assets.catalog.data_tests import TestDeclaration
+from crm_assets.ingest.contracts import SOURCES
+from crm_assets.ingest.freshness import Freshness, freshness
+from crm_assets.settings import Settings
+from crm_assets.warehouse.accounting import account_rows
+from crm_assets.warehouse.connection import table_exists
+from crm_assets.warehouse.models import failing_rows
+
+ACCOUNTING_CHECK = "every_raw_row_accounted_for"
+FRESHNESS_CHECK = "freshness"
+
+
+# --------------------------------------------------------------------------------------------
+# data tests
+
+
+@dataclass(frozen=True)
+class DataTest:
+    """One declared test of a definition bound to its asset: the check spec and the test."""
+
+    spec: dg.AssetCheckSpec
+    test: TestDeclaration
+
+
+def data_tests(d: Definition, key: dg.AssetKey) -> list[DataTest]:
+    """The grain's tests and the header's, as checks of ``key`` (validated when loaded)."""
+    return [DataTest(dg.AssetCheckSpec(name=decl.name, asset=key, blocking=decl.blocking,
+                                       description=f"{decl.kind} {decl.args}"
+                                       + ("" if decl.blocking else " (warn)")), decl)
+            for decl, _ in d.declarations]
+
+
+def run_data_tests(con: duckdb.DuckDBPyConnection, tests: list[DataTest], relation: str
+                   ) -> list[dg.AssetCheckResult]:
+    """Evaluate ``tests`` on ``relation`` (a table, or a subquery of a window of it)."""
+    results = []
+    for t in tests:
+        failing = failing_rows(con, t.test, relation)
+        sql = t.test.failing_count_sql(relation)
+        results.append(dg.AssetCheckResult(
+            asset_key=t.spec.asset_key, check_name=t.spec.name, passed=failing == 0,
+            severity=dg.AssetCheckSeverity.ERROR if t.test.blocking else dg.AssetCheckSeverity.WARN,
+            metadata={"failing_rows": failing,
+                      "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```")}))
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# accounting
+
+
+def accounting_result(con: duckdb.DuckDBPyConnection, table: str) -> dg.AssetCheckResult:
+    """:func:`account_rows` as the blocking check result of ``staging.<table>``."""
+    key = dg.AssetKey(["staging", table])
+    if not table_exists(con, f"raw.{table}"):
+        return dg.AssetCheckResult(asset_key=key, check_name=ACCOUNTING_CHECK, passed=True,
+                                   description=f"raw.{table} does not exist yet: nothing to "
+                                               "account for")
+    try:
+        a = account_rows(con, table)
+    except duckdb.BinderException as err:  # a staging table without its lineage columns
+        return dg.AssetCheckResult(
+            asset_key=key, check_name=ACCOUNTING_CHECK, passed=False,
+            description=f"staging.{table} cannot be matched to raw.{table}: {err}")
+    summary = (f"{a.raw_rows} raw rows = {a.staged_rows} staged + {a.rejected_rows} rejected"
+               if a.ok else
+               f"{a.missing_rows} raw rows missing, {a.duplicated_rows} extra appearances, "
+               f"{a.unknown_rows} rows not from raw")
+    meta = {"raw_rows": a.raw_rows, "staged_rows": a.staged_rows,
+            "rejected_rows": a.rejected_rows, "missing_rows": a.missing_rows,
+            "duplicated_rows": a.duplicated_rows, "unknown_rows": a.unknown_rows}
+    if a.examples:
+        meta["examples"] = dg.MetadataValue.json(list(a.examples))
+    return dg.AssetCheckResult(asset_key=key, check_name=ACCOUNTING_CHECK, passed=a.ok,
+                               severity=dg.AssetCheckSeverity.ERROR, description=summary,
+                               metadata=meta)
+
+
+@dataclass(frozen=True)
+class PythonCheck:
+    """A check the asset's own op evaluates after materialising: its spec and how to run it."""
+
+    spec: dg.AssetCheckSpec
+    evaluate: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]
+
+
+def staging_python_checks(layer: str, name: str, splits_rejects: bool) -> list[PythonCheck]:
+    """The Python checks of the definition ``<layer>.<name>``: accounting for staging tables.
+
+    Only a staging table fed by a source table (``raw.<name>``) and splitting rejects (it outputs
+    ``_problem`` or ``_reject_reason``) gets one.
+    """
+    if layer != "staging" or name not in SOURCES or not splits_rejects:
+        return []
+    spec = dg.AssetCheckSpec(
+        name=ACCOUNTING_CHECK, asset=dg.AssetKey(["staging", name]), blocking=True,
+        description=f"Every row of raw.{name} (by _file_sha256, _row_number) is in "
+                    f"staging.{name} or staging.rejects exactly once: no loss, no duplicate.")
+    return [PythonCheck(spec, lambda con: accounting_result(con, name))]
+
+
+# --------------------------------------------------------------------------------------------
+# freshness
+
+
+def freshness_result(f: Freshness) -> dg.AssetCheckResult:
+    """:class:`Freshness` as the (``WARN``) check result of ``raw.<table>``."""
+    if f.age_hours is None:
+        text = (f"no file was ever loaded into raw.{f.table}"
+                + (" (optional table)" if f.ok else " (required table)"))
+    else:
+        text = (f"last new file {f.age_hours:.1f} h ago ({f.last_file}); limit "
+                f"{f.limit_hours:g} h" + ("" if f.ok else ": STALE"))
+    meta: dict = {"limit_hours": f.limit_hours, "files_loaded": f.files}
+    if f.age_hours is not None:
+        meta.update({"hours_since_new_file": round(f.age_hours, 2),
+                     "last_file": f.last_file or "",
+                     "last_file_loaded_at": dg.MetadataValue.timestamp(f.last_loaded_at)})
+    return dg.AssetCheckResult(asset_key=dg.AssetKey(["raw", f.table]),
+                               check_name=FRESHNESS_CHECK, passed=f.ok,
+                               severity=dg.AssetCheckSeverity.WARN, description=text,
+                               metadata=meta)
+
+
+def build_freshness_checks(settings: Settings, pool: str | None = None,
+                           clock: Callable[[], datetime] | None = None
+                           ) -> dg.AssetChecksDefinition:
+    """One op checking the freshness of every raw table (any subset of them can be selected).
+
+    It reads the warehouse through the ``warehouse`` resource, so it belongs in the writer
+    ``pool``: DuckDB refuses even a read-only open while another process writes.
+
+    Args:
+        clock: what "now" is (default: the system clock), for tests.
+    """
+    specs = [dg.AssetCheckSpec(
+        name=FRESHNESS_CHECK, asset=dg.AssetKey(["raw", table]), blocking=False,
+        description=f"A new file reached raw.{table} within the last "
+                    f"{settings.freshness_limit_hours(table):g} h "
+                    "([tool.crm.freshness_hours]).") for table in SOURCES]
+
+    @dg.multi_asset_check(specs=specs, name="raw_freshness", can_subset=True, pool=pool,
+                          required_resource_keys={"warehouse"},
+                          description="Hours since each raw table last received a new file.")
+    def _freshness(context: dg.AssetCheckExecutionContext):
+        now = clock() if clock else datetime.now(UTC)
+        with context.resources.warehouse.connect() as con:
+            for check_key in sorted(context.selected_asset_check_keys,
+                                    key=lambda k: k.asset_key.to_user_string()):
+                table = check_key.asset_key.path[-1]
+                f = freshness(con, table, settings.freshness_limit_hours(table), now)
+                if not f.ok:
+                    context.log.warning(f"raw.{table}: {freshness_result(f).description}")
+                yield freshness_result(f)
+
+    return _freshness

@@ -1,0 +1,106 @@
+"""The project's jobs: what runs together, and the segment-history backfill.
+
+* ``build_all``: everything (ingest, staging, identity, core, segments, events, marts, serving).
+* ``refresh_segments``: everything but the day-partitioned events and what reads them (segments
+  as of a date); the ``nightly_segments`` schedule and the ``landing`` sensor run it.
+* ``daily_events``: one range of event days, what the events read and what reads them.
+* ``check_freshness``: only the raw tables' freshness checks.
+* ``rebuild_segment_history``: recompute segments' membership history from a past day.
+
+Every job runs its steps in the run's own process (``in_process_executor``, set for all of them
+in :func:`crm_assets.defs.definitions.build_definitions`): DuckDB takes one writer, so the pool
+runs the steps one at a time anyway, and a process per step would re-import and re-load the
+project.
+"""
+
+from datetime import date
+
+import dagster as dg
+
+from crm_assets.catalog import Catalog
+from crm_assets.defs.resources import POOL, Warehouse
+from crm_assets.defs.serving import SERVING_KEY
+from crm_assets.settings import Settings
+from crm_assets.warehouse.segments import (
+    SegmentHistoryError,
+    as_of_models,
+    rebuild_segment_history,
+)
+
+
+def build_jobs(catalog: Catalog, settings: Settings, assets: list[dg.AssetsDefinition],
+               freshness_checks: dg.AssetChecksDefinition,
+               partitions_def: dg.PartitionsDefinition) -> dict[str, object]:
+    """Every job of the project over ``assets``, by name."""
+    events = dg.AssetSelection.assets(*[a.key for a in assets if a.partitions_def is not None])
+    everything = dg.AssetSelection.all()
+    # what reads events (event_daily_counts) runs with them: on a new warehouse the nightly
+    # segments run comes before any event partition exists
+    serving = dg.AssetSelection.assets(SERVING_KEY)  # publishes whatever exists
+    jobs = [
+        dg.define_asset_job(
+            "build_all", selection=everything,
+            description="Ingest, clean, resolve identities, segments, events and marts."),
+        dg.define_asset_job(
+            "refresh_segments", selection=everything - events.downstream() | serving,
+            description="Everything except the day-partitioned events and what reads them "
+                        "(segments as of a date)."),
+        dg.define_asset_job(
+            "daily_events", selection=events.upstream() | events.downstream(),
+            partitions_def=partitions_def,
+            description="One day of events, what they read and what reads them."),
+        dg.define_asset_job(
+            "check_freshness", selection=dg.AssetSelection.checks(freshness_checks),
+            description="Only the raw tables' freshness checks (hours since a new file)."),
+        build_history_job(catalog, settings),
+    ]
+    return {job.name: job for job in jobs}
+
+
+class SegmentHistoryConfig(dg.Config):
+    """Which segments to rebuild the history of, from which day, to which, how often."""
+
+    segments: list[str]
+    first_day: str
+    last_day: str | None = None
+    every_days: int = 1
+
+
+def build_history_job(catalog: Catalog, settings: Settings) -> dg.JobDefinition:
+    """``rebuild_segment_history``: the history of named segments rebuilt in one run
+    (:func:`~crm_assets.warehouse.segments.rebuild_segment_history`).
+
+    Launch it from the UI's launchpad or ``crm segment-history``; what reads the history (marts,
+    the BI snapshot) is refreshed by the next run, or at once by ``crm segment-history``.
+    """
+    segments = {d.name: d for d in catalog.definitions if d.kind == "segment"}
+
+    @dg.op(name="rebuild_history", pool=POOL)
+    def _rebuild(context: dg.OpExecutionContext, config: SegmentHistoryConfig,
+                 warehouse: Warehouse) -> None:
+        unknown = sorted(set(config.segments) - set(segments))
+        if unknown:
+            raise dg.Failure(f"unknown segment(s): {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(segments))}")
+        first = date.fromisoformat(config.first_day)
+        last = date.fromisoformat(config.last_day) if config.last_day else None
+        chosen = [segments[name] for name in config.segments]
+        models = as_of_models(catalog, chosen)
+        with warehouse.connect() as con:
+            try:
+                stats = rebuild_segment_history(con, chosen, models, first, last,
+                                                context.run.run_id, config.every_days)
+            except SegmentHistoryError as err:
+                raise dg.Failure(str(err)) from err
+        days = sorted({s["as_of_date"] for s in stats})
+        context.log.info(
+            f"history of {', '.join(config.segments)} rebuilt as of {len(days)} day(s), "
+            f"{days[0]} to {days[-1]}; recomputed per day: "
+            f"{', '.join(m.table for m in models) or 'nothing'}")
+
+    @dg.job(name="rebuild_segment_history", executor_def=dg.in_process_executor,
+            description="Recompute segments' membership history from a past day (backfill).")
+    def _job():
+        _rebuild()
+
+    return _job

@@ -1,0 +1,80 @@
+"""What every materialisation records, and what Dagster shows of a definition.
+
+Static facts (the SQL, the path, the column schema, the version) belong to the asset definition;
+a materialisation records what it found (rows, the as-of date, the window), and column lineage
+(computed then, never when the project loads: ``sqlglot.lineage`` costs tens of milliseconds a
+column).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import dagster as dg
+
+from crm_assets.catalog import Definition, Schema
+from crm_assets.tools.lineage import column_lineage
+
+log = logging.getLogger(__name__)
+
+
+def asset_key(table: str) -> dg.AssetKey:
+    """``layer.name`` -> ``AssetKey([layer, name])``."""
+    return dg.AssetKey(table.split("."))
+
+
+def table_schema(schema: Schema, docs: Mapping[str, str] | None = None) -> dg.TableSchema:
+    """Columns (and their descriptions) as Dagster's column schema."""
+    docs = docs or {}
+    return dg.TableSchema(columns=[dg.TableColumn(name=n, type=t, description=docs.get(n))
+                                   for n, t in schema])
+
+
+def common_metadata(d: Definition, rows: int) -> dict:
+    """What every materialisation of a SQL definition records."""
+    return {
+        "dagster/row_count": int(rows),
+        "dagster/column_schema": table_schema(d.published_schema, d.column_docs),
+        "dagster/table_name": d.table,
+        "sql": dg.MetadataValue.md(f"```sql\n{d.body.strip()}\n```"),
+        "upstream_tables": dg.MetadataValue.json(d.deps),
+        "definition_version": d.version,
+        "path": dg.MetadataValue.path(d.display_path),
+    }
+
+
+def lineage_metadata(d: Definition, upstream_schemas: Mapping[str, Schema] | None,
+                     asset_key_of: Callable[[str], dg.AssetKey | None],
+                     logger: logging.Logger | None = None) -> dict:
+    """``{"dagster/column_lineage": TableColumnLineage}`` for the table the factory writes.
+
+    Never raises: any failure is logged and gives fewer columns, or ``{}``. A table that is not an
+    asset of its own (``asset_key_of`` returns None, e.g. the segment history written by segment
+    assets) is left out. An event's ``event_date`` is derived from ``occurred_at``.
+    """
+    logger = logger or log
+    if upstream_schemas is None:
+        return {}
+    try:
+        traced = column_lineage(d, upstream_schemas, [n for n, _ in d.published_schema])
+        for column, reason in traced.errors.items():
+            logger.warning(f"column lineage of {d.table}.{column} skipped: {reason}")
+        deps = dict(traced.deps)
+        if d.kind == "event" and "occurred_at" in deps:
+            deps["event_date"] = deps["occurred_at"]
+        by_column: dict[str, list[dg.TableColumnDep]] = {}
+        for column, upstream in deps.items():
+            cols = []
+            for table, name in upstream:
+                key = asset_key_of(table)
+                if key is not None:
+                    cols.append(dg.TableColumnDep(asset_key=key, column_name=name))
+            if cols:
+                by_column[column] = cols
+        if not by_column:
+            return {}
+        return {"dagster/column_lineage": dg.TableColumnLineage(deps_by_column=by_column)}
+    except Exception as err:  # noqa: BLE001 - lineage is informative; never fail a run for it
+        logger.warning(f"column lineage of {d.table} skipped: {type(err).__name__}: {err}")
+        return {}

@@ -1,0 +1,37 @@
+"""The warehouse as a Dagster resource, and the pool every writer is in."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from crm_assets.warehouse.connection import prepare_connection
+from crm_assets.warehouse.tables import ensure_framework_tables
+
+POOL = "duckdb_writer"
+"""Every asset that opens the warehouse for writing is in this pool; dagster.yaml limits it to 1."""
+
+
+class Warehouse(DuckDBResource):
+    """The DuckDB warehouse file, opened read-write with the project's session settings.
+
+    ``DuckDBResource`` retries a lock held by another process (~100 s) before failing.
+    """
+
+    business_timezone: str = "Europe/Moscow"
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.database != ":memory:":
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        # DuckDBResource.get_connection does not close on an exception; an open handle would make
+        # the next open of the same file in this process fail ("different configuration").
+        with self.get_connection() as con:
+            try:
+                prepare_connection(con, self.business_timezone)
+                ensure_framework_tables(con)
+                yield con
+            finally:
+                con.close()

@@ -1,0 +1,97 @@
+"""Launching the project's jobs from Python (the CLI, the demo, tests) as real Dagster runs.
+
+Runs execute in this process (``execute_in_process``) on the instance given (the one under
+``DAGSTER_HOME`` by default), so they are recorded there and show in the UI with their metadata
+and checks. A failed run is reported once, one line per failed step, without Dagster's trace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+
+from crm_assets.defs.definitions import build_definitions
+from crm_assets.defs.partitions import AS_OF_TAG, partition_range_tags
+from crm_assets.settings import Settings
+from crm_assets.warehouse.connection import connect
+
+
+@dataclass
+class BuildResult:
+    success: bool
+    run_id: str
+    error: str = ""
+
+
+def _run_config(log_level: str) -> dict:
+    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+
+
+def failures(result: dg.ExecuteInProcessResult) -> str:
+    """One line per failed step: its key and the message, without Dagster's exception class."""
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            failure = event.step_failure_data.error
+            message = failure.message.strip() if failure else ""
+            message = re.sub(r"^dagster\._core\.definitions\.events\.Failure: ", "", message)
+            messages.append(f"{event.step_key}: {message}")
+    return "\n".join(messages) or "run failed"
+
+
+def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
+            tags: dict[str, str] | None = None, asset_selection: list[dg.AssetKey] | None = None,
+            log_level: str = "WARNING", run_config: dict | None = None) -> BuildResult:
+    """Execute ``job`` of ``defs`` in this process; its result, with failures as text."""
+    config = {**_run_config(log_level), **(run_config or {})}
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, tags=tags or {}, raise_on_error=False, run_config=config,
+        asset_selection=asset_selection)
+    return BuildResult(result.success, result.run_id, "" if result.success else failures(result))
+
+
+def build_all(settings: Settings, *, as_of: date, first_day: date, last_day: date,
+              instance: dg.DagsterInstance | None = None,
+              definitions: dg.Definitions | None = None, log_level: str = "WARNING"
+              ) -> BuildResult:
+    """Materialise every asset in one run: segments as of ``as_of``, events for the day range."""
+    defs = definitions or build_definitions(settings)
+    tags = {AS_OF_TAG: as_of.isoformat(), **partition_range_tags(first_day, last_day)}
+    return run_job(defs, "build_all", instance=instance or dg.DagsterInstance.get(), tags=tags,
+                   log_level=log_level)
+
+
+def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
+                    last: date | None = None, every_days: int = 1,
+                    instance: dg.DagsterInstance | None = None,
+                    definitions: dg.Definitions | None = None, log_level: str = "WARNING"
+                    ) -> BuildResult:
+    """Run ``rebuild_segment_history`` for ``names`` (None: every segment), then refresh what
+    reads the history (marts, the BI snapshot) as of the last rebuilt day."""
+    defs = definitions or build_definitions(settings)
+    instance = instance or dg.DagsterInstance.get()
+    graph = defs.resolve_asset_graph()
+    segments = {k.path[-1]: k for k in graph.get_all_asset_keys() if k.path[0] == "segments"}
+    names = sorted(segments) if names is None else names
+    config = {"segments": names, "first_day": first.isoformat(),
+              "last_day": last.isoformat() if last else None, "every_days": every_days}
+    result = run_job(defs, "rebuild_segment_history", instance=instance,  # reported below, once
+                     log_level="CRITICAL", run_config={"ops": {"rebuild_history": {
+                         "config": config}}})
+    if not result.success:
+        return result
+    with connect(settings.warehouse_path, read_only=True) as con:
+        as_of = con.execute("SELECT max(as_of_date) FROM meta.segment_runs "
+                            "WHERE list_contains(?, segment)", [names]).fetchone()[0]
+    keys = [segments[name] for name in names]  # the run checked the names
+    selection = (dg.AssetSelection.assets(*keys).downstream() - dg.AssetSelection.assets(*keys))
+    refresh = run_job(defs, "refresh_segments", instance=instance,
+                      asset_selection=list(selection.resolve(graph)),
+                      tags={AS_OF_TAG: as_of.isoformat()}, log_level=log_level)
+    if not refresh.success:
+        return BuildResult(False, refresh.run_id, "the history is rebuilt, but refreshing what "
+                                                  "reads it failed:\n" + refresh.error)
+    return BuildResult(True, result.run_id)

@@ -1,0 +1,69 @@
+"""What leaves the warehouse, as assets: the BI snapshot and the trigger exports."""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from crm_assets.catalog import Catalog, Definition
+from crm_assets.defs.metadata import asset_key
+from crm_assets.defs.resources import POOL, Warehouse
+from crm_assets.serving.exports import TRIGGER_TAG, export_folder, write_trigger_exports
+from crm_assets.serving.snapshot import SERVED_SCHEMAS, VIEWS_FILE, publish
+from crm_assets.settings import Settings
+
+SERVING_KEY = dg.AssetKey(["serving", "snapshot"])
+
+
+def build_serving_asset(settings: Settings, assets: list[dg.AssetsDefinition]
+                        ) -> dg.AssetsDefinition:
+    """The snapshot BI reads (:mod:`crm_assets.serving.snapshot`), after every table it serves."""
+    served = sorted({k for a in assets for k in a.keys if k.path[0] in SERVED_SCHEMAS},
+                    key=lambda k: k.to_user_string())
+
+    @dg.asset(key=SERVING_KEY, group_name="serving", deps=served, kinds={"duckdb", "parquet"},
+              pool=POOL,
+              description=f"What BI tools read: {settings.serving_path / VIEWS_FILE} (read-only, "
+                          "views over Parquet), swapped in atomically; no run ever opens it.")
+    def _snapshot(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        with warehouse.connect() as con:
+            result = publish(con, settings.serving_path)
+        context.log.info(f"published {result.tables} tables to {result.path}: "
+                         f"{result.files_written} Parquet files written, "
+                         f"{result.files_reused} unchanged, {result.files_removed} removed")
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(result.path)),
+            "tables": result.tables, "dagster/row_count": result.rows,
+            "files_written": result.files_written, "files_reused": result.files_reused,
+            "files_removed": result.files_removed})
+
+    return _snapshot
+
+
+def build_trigger_exports(catalog: Catalog, settings: Settings,
+                          partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """``exports/<event>`` for each event tagged ``trigger``: one CSV per day of who met it and may
+    be e-mailed (:mod:`crm_assets.serving.exports`), for the e-mail tool's trigger chain."""
+    return [_trigger_export(d, settings, partitions_def) for d in catalog.definitions
+            if d.kind == "event" and TRIGGER_TAG in d.tags]
+
+
+def _trigger_export(d: Definition, settings: Settings, partitions_def: dg.PartitionsDefinition
+                    ) -> dg.AssetsDefinition:
+    folder = export_folder(settings.serving_path, d.name)
+
+    @dg.asset(key=["exports", d.name], group_name="exports", partitions_def=partitions_def,
+              deps=[asset_key(d.table), dg.AssetKey(["core", "customers"])],
+              backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb", "csv"}, pool=POOL,
+              description=f"Who met {d.table} each day and may be e-mailed (a contact and e-mail "
+                          f"consent): {folder}/<day>.csv, for the trigger chain it feeds.")
+    def _export(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        window = context.partition_time_window
+        first, end = window.start.date(), window.end.date()
+        days = [first + timedelta(days=i) for i in range((end - first).days)]
+        with warehouse.connect() as con:
+            written = write_trigger_exports(con, d.name, folder, days)
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": sum(written.values()), "days": len(days),
+            "path": dg.MetadataValue.path(str(folder / f"{days[-1]}.csv"))})
+
+    return _export

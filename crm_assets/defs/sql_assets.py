@@ -1,0 +1,167 @@
+"""The factory: one Dagster asset per SQL definition, by its kind (model, segment, event).
+
+What each kind does to the warehouse is in :mod:`crm_assets.warehouse` (plain functions of a
+connection); this module only wires them: dependencies (the producers of the tables a definition
+reads), the definition's data tests as asset checks, the pool, partitions, and metadata.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+
+import dagster as dg
+
+from crm_assets.catalog import Catalog, Definition, Schema
+from crm_assets.defs.checks import DataTest, data_tests, run_data_tests, staging_python_checks
+from crm_assets.defs.metadata import asset_key, common_metadata, lineage_metadata
+from crm_assets.defs.partitions import resolve_as_of
+from crm_assets.defs.resources import POOL, Warehouse
+from crm_assets.functions.registry import set_as_of_date
+from crm_assets.ingest.contracts import SOURCES
+from crm_assets.quoting import literal
+from crm_assets.settings import Settings
+from crm_assets.warehouse.events import EventSchemaError, materialize_event_window
+from crm_assets.warehouse.models import materialize_model
+from crm_assets.warehouse.segments import SegmentHistoryError, materialize_segment
+from crm_assets.warehouse.tables import FRAMEWORK_TABLES, REJECTS
+
+IDENTITY_KEY = dg.AssetKey(["core", "customer_identity"])
+"""The asset that writes the identity tables (:mod:`crm_assets.defs.identity`)."""
+
+
+@dataclass(frozen=True)
+class _Asset:
+    """What the three kinds share: the definition, its checks, settings and lineage."""
+
+    d: Definition
+    key: dg.AssetKey
+    tests: list[DataTest]
+    settings: Settings
+    lineage: Callable[[dg.AssetExecutionContext], dict]
+
+
+def build_catalog_assets(catalog: Catalog, producers: Mapping[str, list[dg.AssetKey]],
+                         settings: Settings, partitions_def: dg.PartitionsDefinition
+                         ) -> list[dg.AssetsDefinition]:
+    """One asset per definition of ``catalog``, in dependency order."""
+    return [build_sql_asset(d, producers, settings, partitions_def,
+                            {dep: catalog.schema_of(dep) for dep in d.deps})
+            for d in catalog.definitions]
+
+
+def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], settings: Settings,
+                    partitions_def: dg.PartitionsDefinition,
+                    upstream_schemas: Mapping[str, Schema] | None = None) -> dg.AssetsDefinition:
+    """One asset for one definition; its deps are the producers of the tables it reads.
+
+    With ``upstream_schemas`` (the columns of each table in ``d.deps``), every materialisation
+    also records its column lineage (``dagster/column_lineage``), computed then, never at load.
+    """
+    key = asset_key(d.table)
+
+    def lineage(context: dg.AssetExecutionContext) -> dict:
+        def key_of(table: str) -> dg.AssetKey | None:  # only tables that are assets of their own
+            own = asset_key(table)
+            return own if list(producers.get(table, [own])) == [own] else None
+
+        return lineage_metadata(d, upstream_schemas, key_of, context.log)
+
+    deps = sorted({k for dep in d.deps for k in producers.get(dep, [asset_key(dep)])},
+                  key=lambda k: k.to_user_string())
+    tests = data_tests(d, key)
+    python_checks = staging_python_checks(d.layer, d.name, d.splits_rejects)
+    common = dict(
+        key=key, deps=deps, group_name=d.layer, description=d.description or None,
+        code_version=d.version, kinds={"duckdb", "sql"}, pool=POOL,
+        tags={t: "" for t in d.tags if t.replace("_", "").isalnum()},
+        owners=[d.owner] if d.owner and "@" in str(d.owner) else None,
+        check_specs=[t.spec for t in tests] + [c.spec for c in python_checks] or None,
+        metadata={"path": d.display_path, "kind": d.kind, "grain": ", ".join(d.grain)},
+    )
+    spec = _Asset(d, key, tests, settings, lineage)
+    if d.kind == "event":
+        return _event_asset(spec, partitions_def, common)
+    if d.kind == "segment":
+        return _segment_asset(spec, common)
+    return _model_asset(spec, python_checks, common)
+
+
+def _event_asset(a: _Asset, partitions_def: dg.PartitionsDefinition, common: dict
+                 ) -> dg.AssetsDefinition:
+    d = a.d
+
+    @dg.asset(partitions_def=partitions_def, backfill_policy=dg.BackfillPolicy.single_run(),
+              **common)
+    def _event(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        window = context.partition_time_window
+        start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
+        with warehouse.connect() as con:
+            try:
+                rows = materialize_event_window(con, d, start, end,
+                                                a.settings.business_timezone, context.run.run_id)
+            except EventSchemaError as err:
+                raise dg.Failure(str(err)) from err
+            checks = run_data_tests(
+                con, a.tests, f"(SELECT * FROM {d.table} WHERE occurred_at >= TIMESTAMPTZ "
+                              f"{literal(start.isoformat())} AND occurred_at < TIMESTAMPTZ "
+                              f"{literal(end.isoformat())})")
+        meta = common_metadata(d, rows)
+        meta.update({"window_start": start.isoformat(), "window_end": end.isoformat(),
+                     "days": len(context.partition_keys)})
+        meta.update(a.lineage(context))
+        return dg.MaterializeResult(metadata=meta, check_results=checks or None)
+
+    return _event
+
+
+def _segment_asset(a: _Asset, common: dict) -> dg.AssetsDefinition:
+    d = a.d
+
+    @dg.asset(**common)
+    def _segment(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        as_of = resolve_as_of(context, a.settings)
+        with warehouse.connect() as con:
+            try:
+                stats = materialize_segment(con, d, as_of, context.run.run_id)
+            except SegmentHistoryError as err:
+                raise dg.Failure(str(err)) from err
+            checks = run_data_tests(con, a.tests, d.table)
+        meta = common_metadata(d, stats["members"])
+        meta.update({"as_of_date": as_of.isoformat(), "entered": stats["entered"],
+                     "exited": stats["exited"]})
+        meta.update(a.lineage(context))
+        return dg.MaterializeResult(metadata=meta, check_results=checks or None)
+
+    return _segment
+
+
+def _model_asset(a: _Asset, python_checks: list, common: dict) -> dg.AssetsDefinition:
+    d = a.d
+
+    @dg.asset(**common)
+    def _model(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        with warehouse.connect() as con:
+            set_as_of_date(con, resolve_as_of(context, a.settings))
+            rows = materialize_model(con, d, context.run.run_id)
+            checks = run_data_tests(con, a.tests, d.table)
+            checks += [c.evaluate(con) for c in python_checks]
+            meta = common_metadata(d, rows)
+            if d.layer == "staging":
+                meta["rejected_rows"] = con.execute(
+                    f"SELECT count(*) FROM {REJECTS.name} WHERE table_name = ?", [d.name]
+                ).fetchone()[0]
+        meta.update(a.lineage(context))
+        return dg.MaterializeResult(metadata=meta, check_results=checks or None)
+
+    return _model
+
+
+def producers(catalog: Catalog) -> dict[str, list[dg.AssetKey]]:
+    """Which asset(s) write each table SQL may read that no SQL file defines, so a SQL file
+    reading it depends on them: raw tables their raw asset, identity tables the identity asset,
+    the segment history every segment."""
+    segments = [asset_key(d.table) for d in catalog.definitions if d.kind == "segment"]
+    writers = {"identity": [IDENTITY_KEY], "segments": segments}
+    out: dict[str, list[dg.AssetKey]] = {f"raw.{n}": [asset_key(f"raw.{n}")] for n in SOURCES}
+    out.update({t.name: writers[t.written_by] for t in FRAMEWORK_TABLES if t.written_by})
+    return out

@@ -1,0 +1,79 @@
+"""Every raw row accounted for: in ``staging.<table>`` or in ``staging.rejects``, exactly once.
+
+Every raw row, identified by ``(_file_sha256, _row_number)``, must appear exactly once in
+``staging.<table>`` or in ``staging.rejects``: none missing (silently dropped), none twice (fanned
+out by a join, or both staged and rejected), none unknown (a staged row that no raw row explains).
+The blocking check ``every_raw_row_accounted_for`` (:mod:`crm_assets.defs.checks`) evaluates it
+right after each staging table is rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from crm_assets.quoting import identifier
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """Where the rows of ``raw.<table>`` went. ``ok`` iff nothing is missing, twice or unknown."""
+
+    table: str
+    raw_rows: int
+    staged_rows: int
+    rejected_rows: int
+    missing_rows: int
+    duplicated_rows: int
+    unknown_rows: int
+    examples: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing_rows or self.duplicated_rows or self.unknown_rows)
+
+
+def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5) -> Accounting:
+    """Match every row of ``raw.<table>`` with its rows in ``staging.<table>`` + rejects.
+
+    One full outer join of per-key counts (two hash aggregates), so it stays cheap at millions of
+    rows. ``duplicated_rows`` counts the extra appearances (a key seen 3 times counts 2), also of a
+    key repeated in raw itself, which ``meta.loaded_files`` should make impossible.
+
+    Args:
+        examples: how many offending keys (``file#row: problem``) to describe at most.
+    """
+    outputs = f"""
+        SELECT _file_sha256 AS sha, _row_number AS rn FROM staging.{identifier(table)}
+        UNION ALL
+        SELECT _file_sha256, _row_number FROM staging.rejects WHERE table_name = $table"""
+    keyed = f"""
+        WITH r AS (SELECT _file_sha256 AS sha, _row_number AS rn, any_value(_source_file) AS file,
+                          count(*) AS n_raw
+                   FROM raw.{identifier(table)} GROUP BY ALL),
+             o AS (SELECT sha, rn, count(*) AS n_out FROM ({outputs}) GROUP BY ALL)
+        SELECT * FROM r FULL OUTER JOIN o USING (sha, rn)"""
+    params = {"table": table}
+    missing, duplicated, unknown, raw_rows = con.execute(
+        f"""SELECT count(*) FILTER (WHERE n_out IS NULL),
+                   coalesce(sum(coalesce(n_out, 0) + coalesce(n_raw, 0) - 2)
+                            FILTER (WHERE n_out + n_raw > 2), 0),
+                   count(*) FILTER (WHERE n_raw IS NULL),
+                   coalesce(sum(n_raw), 0)
+            FROM ({keyed})""", params).fetchone()
+    staged = con.execute(f'SELECT count(*) FROM staging.{identifier(table)}').fetchone()[0]
+    rejected = con.execute("SELECT count(*) FROM staging.rejects WHERE table_name = $table",
+                           params).fetchone()[0]
+    found: tuple[str, ...] = ()
+    if missing or duplicated or unknown:
+        found = tuple(r[0] for r in con.execute(
+            f"""SELECT coalesce(file, 'sha256 ' || left(sha, 12)) || '#' || coalesce(rn::VARCHAR,
+                       'NULL') || ': ' || CASE WHEN n_out IS NULL THEN 'missing'
+                                               WHEN n_raw IS NULL THEN 'not in raw'
+                                               ELSE 'appears ' || (n_out + n_raw - 1) || ' times'
+                                          END
+                FROM ({keyed}) WHERE n_out IS NULL OR n_raw IS NULL OR n_out + n_raw > 2
+                ORDER BY file, rn LIMIT {int(examples)}""", params).fetchall())
+    return Accounting(table, int(raw_rows), int(staged), int(rejected), int(missing),
+                      int(duplicated), int(unknown), found)

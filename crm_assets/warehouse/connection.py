@@ -1,0 +1,96 @@
+"""Opening the DuckDB warehouse the same way everywhere.
+
+Every connection the project opens goes through :func:`prepare_connection`, so that an unknown table
+name can never resolve to a Python variable (``python_enable_replacements``), comparisons of zoned
+timestamps never depend on the caller's machine (``TimeZone``), and the project's SQL functions
+exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from crm_assets.functions.registry import register_functions, set_business_timezone
+from crm_assets.warehouse.tables import ensure_framework_tables
+
+
+def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | None = None
+                       ) -> duckdb.DuckDBPyConnection:
+    """Apply the project's session settings and register its SQL functions on ``con``."""
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET TimeZone = 'UTC'")
+    register_functions(con)
+    if business_timezone:
+        set_business_timezone(con, business_timezone)
+    return con
+
+
+@contextmanager
+def connect(path: Path | str, read_only: bool = False, business_timezone: str | None = None
+            ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse file (creating its folder and the framework's tables), prepared.
+
+    Closes it on exit, also after an exception (an open handle would make the next open of the
+    same file in this process fail with "different configuration").
+    """
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        prepare_connection(con, business_timezone)
+        if not read_only:
+            ensure_framework_tables(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``BEGIN`` ... ``COMMIT``, rolled back on any exception so readers never see half a change."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the table or view ``schema.table`` exists in ``con``'s current database."""
+    schema, table = name.split(".", 1)
+    return bool(con.execute(
+        """SELECT (SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
+                   AND schema_name = $schema AND table_name = $table)
+                + (SELECT count(*) FROM duckdb_views() WHERE database_name = current_database()
+                   AND schema_name = $schema AND view_name = $table)""",
+        {"schema": schema, "table": table}).fetchone()[0])
+
+
+class WarehouseBusy(RuntimeError):
+    """The warehouse file cannot be opened read-only (a writer holds it)."""
+
+
+def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """The warehouse opened read-only with the project's session settings (caller closes it).
+
+    Raises:
+        WarehouseBusy: DuckDB refused (while a run writes the file, even readers are refused).
+    """
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as err:
+        raise WarehouseBusy(f"cannot open {path} read-only: {str(err).splitlines()[0]} (a run "
+                            "may be writing it; try again when it has finished)") from err
+    try:
+        prepare_connection(con)
+    except BaseException:
+        con.close()
+        raise
+    return con

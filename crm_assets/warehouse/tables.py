@@ -1,0 +1,178 @@
+"""The tables the framework itself owns, each declared once: DDL and published schemas follow.
+
+SQL files define the models, segments and events; the tables below are written by the framework's
+Python code (loading, history, rejects, identity). Each is one :class:`FrameworkTable`: its ``DDL``
+(:func:`ensure_framework_tables`), the schema the SQL catalogue validates definitions against
+(:func:`readable_schemas`) and the Dagster column schemas all come from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from crm_assets.layers import SCHEMAS
+from crm_assets.quoting import identifier, table
+
+TIMESTAMPTZ = "TIMESTAMP WITH TIME ZONE"  # as DuckDB's DESCRIBE names it
+
+Schema = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    not_null: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FrameworkTable:
+    """One table (or view) of the framework.
+
+    Attributes:
+        written_by: which assets write it, for the asset graph: ``"identity"`` (the
+            ``core/customer_identity`` asset) or ``"segments"`` (every segment asset); ``None``
+            for bookkeeping no SQL definition may read.
+        view_sql: for a view, its query (the columns are then what it outputs).
+        renamed: old column name -> new one, applied to an existing warehouse on connect.
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    written_by: str | None = None
+    description: str = ""
+    view_sql: str | None = None
+    renamed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> Schema:
+        """``[(column, type)]``, as the catalogue and Dagster's column schema take it."""
+        return [(c.name, c.type) for c in self.columns]
+
+    def ddl(self) -> str:
+        if self.view_sql is not None:
+            return f"CREATE VIEW IF NOT EXISTS {table(self.name)} AS\n{self.view_sql}"
+        columns = [f"{identifier(c.name)} {c.type}" + (" NOT NULL" if c.not_null else "")
+                   for c in self.columns]
+        if self.primary_key:
+            columns.append(f"PRIMARY KEY ({', '.join(map(identifier, self.primary_key))})")
+        return f"CREATE TABLE IF NOT EXISTS {table(self.name)} (\n    " + ",\n    ".join(
+            columns) + "\n)"
+
+
+def _c(name: str, type_: str, not_null: bool = False, description: str = "") -> Column:
+    return Column(name, type_, not_null, description)
+
+
+LOADED_FILES = FrameworkTable(
+    "meta.loaded_files",
+    (_c("table_name", "VARCHAR", True), _c("source_file", "VARCHAR", True),
+     _c("file_sha256", "VARCHAR", True), _c("row_count", "BIGINT", True),
+     _c("loaded_at", TIMESTAMPTZ, True), _c("run_id", "VARCHAR")),
+    primary_key=("table_name", "file_sha256"),
+    description="Every file loaded into raw, once by its sha256, in the transaction of its rows.")
+
+DEFINITION_VERSIONS = FrameworkTable(
+    "meta.definition_versions",
+    (_c("name", "VARCHAR", True), _c("layer", "VARCHAR", True),
+     _c("definition_version", "VARCHAR", True), _c("sql", "VARCHAR", True),
+     _c("first_materialized_at", TIMESTAMPTZ, True), _c("run_id", "VARCHAR")),
+    primary_key=("layer", "name", "definition_version"),
+    description="The first materialisation of each version of each definition, with its SQL.",
+    renamed={"version": "definition_version"})
+
+SEGMENT_MEMBERSHIP_HISTORY = FrameworkTable(
+    "marts.segment_membership_history",
+    (_c("segment", "VARCHAR", True), _c("customer_id", "BIGINT", True),
+     _c("valid_from", "DATE", True), _c("valid_to", "DATE"),
+     _c("definition_version", "VARCHAR", True)),
+    written_by="segments",
+    description="Who was in each segment when (SCD2: valid_from inclusive, valid_to exclusive).",
+    renamed={"version": "definition_version"})
+
+SEGMENT_RUNS = FrameworkTable(
+    "meta.segment_runs",
+    (_c("segment", "VARCHAR", True), _c("as_of_date", "DATE", True),
+     _c("definition_version", "VARCHAR", True), _c("members", "BIGINT", True),
+     _c("entered", "BIGINT", True), _c("exited", "BIGINT", True), _c("run_id", "VARCHAR"),
+     _c("computed_at", TIMESTAMPTZ, True)),
+    written_by="segments",
+    description="Each segment's members, entries and exits per as-of day computed.",
+    renamed={"version": "definition_version"})
+
+REJECTS = FrameworkTable(
+    "staging.rejects",
+    (_c("table_name", "VARCHAR", True), _c("_source_file", "VARCHAR"),
+     _c("_file_sha256", "VARCHAR"), _c("_row_number", "BIGINT"), _c("reason", "VARCHAR", True),
+     _c("raw_row", "JSON"), _c("rejected_at", TIMESTAMPTZ, True)),
+    description="Every raw row staging could not use, with why, and the row as JSON.")
+
+CUSTOMER_IDENTITY = FrameworkTable(
+    "core.customer_identity",
+    (_c("source_customer_id", "VARCHAR"), _c("customer_id", "BIGINT", True),
+     _c("first_seen_at", TIMESTAMPTZ), _c("match_rule", "VARCHAR")),
+    primary_key=("source_customer_id",), written_by="identity",
+    description="Every source customer record mapped to one stable customer_id.")
+
+CUSTOMER_MERGES = FrameworkTable(
+    "meta.customer_merges",
+    (_c("from_customer_id", "BIGINT"), _c("to_customer_id", "BIGINT"),
+     _c("merged_at", TIMESTAMPTZ), _c("reason", "VARCHAR")),
+    written_by="identity",
+    description="One row per merge of two existing persons: the younger id redirects to the older.")
+
+CUSTOMER_ID_REDIRECTS = FrameworkTable(
+    "core.customer_id_redirects",
+    (_c("from_customer_id", "BIGINT"), _c("to_customer_id", "BIGINT")),
+    written_by="identity",
+    description="Every merged-away id -> the id it stands for today (merge chains resolved).",
+    view_sql="""with recursive chain (from_customer_id, to_customer_id, depth) as (
+    select from_customer_id, to_customer_id, 1
+    from meta.customer_merges
+    union all
+    select chain.from_customer_id, merges.to_customer_id, chain.depth + 1
+    from chain
+    inner join meta.customer_merges as merges
+        on merges.from_customer_id = chain.to_customer_id
+    where chain.depth < 1000
+)
+select distinct chain.from_customer_id, chain.to_customer_id
+from chain
+where not exists (
+    select 1 from meta.customer_merges as later
+    where later.from_customer_id = chain.to_customer_id
+)""")
+
+FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
+    LOADED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS, REJECTS,
+    CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS,
+)
+"""Every framework table, in creation order (a view after the tables it reads)."""
+
+
+def readable_schemas() -> dict[str, Schema]:
+    """The framework tables SQL definitions may read (those an asset writes), with columns."""
+    return {t.name: t.schema for t in FRAMEWORK_TABLES if t.written_by is not None}
+
+
+def ensure_framework_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every layer's schema and every framework table that does not exist yet.
+
+    Columns renamed since an older release are renamed in place first, so a warehouse built by
+    it keeps its data.
+    """
+    con.execute(";\n".join(f"CREATE SCHEMA IF NOT EXISTS {identifier(s)}" for s in SCHEMAS))
+    renames = [(t, old, new) for t in FRAMEWORK_TABLES for old, new in t.renamed.items()]
+    if renames:
+        present = {(r[0], r[1]) for r in con.execute(
+            "SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns() "
+            "WHERE database_name = current_database()").fetchall()}
+        for t, old, new in renames:
+            if (t.name, old) in present and (t.name, new) not in present:
+                con.execute(f"ALTER TABLE {table(t.name)} RENAME COLUMN {identifier(old)} "
+                            f"TO {identifier(new)}")
+    con.execute(";\n".join(t.ddl() for t in FRAMEWORK_TABLES))
