@@ -4,6 +4,8 @@ Everything is gathered by :func:`crm_assets.defs.definitions.build_definitions`;
 with their own settings.
 """
 
+import warnings
+
 import dagster as dg
 
 from crm_assets.defs.definitions import build_definitions
@@ -12,4 +14,7 @@ from crm_assets.defs.definitions import build_definitions
 @dg.definitions
 def defs() -> dg.Definitions:
     """Settings from ``pyproject.toml`` and the environment, read when Dagster loads the code."""
-    return build_definitions()
+    with warnings.catch_warnings():  # the beta/preview parameters the project uses on purpose
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return build_definitions()

@@ -1,4 +1,9 @@
-"""Shared fixtures: a real warehouse file, a real Dagster instance, the real definitions."""
+"""Shared fixtures: a real warehouse file, a real Dagster instance, the real definitions.
+
+Building the tiny fixture through Dagster takes seconds, so it is built once per test session
+(:func:`built`): tests that only read use it as it is; tests that change it take their own copy
+(:meth:`Project.copy`), which costs a file copy instead of a build.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +23,15 @@ from crm_assets.settings import Settings, load_settings
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = FIXTURES / "tiny"
+AS_OF, FIRST_DAY = date(2025, 3, 12), date(2025, 3, 1)
+"""What :func:`built` is built for: segments as of the 12th, event days from the 1st."""
 
 
 @dataclass
 class Project:
     """A project checkout in a temporary folder: its own sql/, input folder and warehouse."""
 
+    root: Path
     settings: Settings
     instance: dg.DagsterInstance
 
@@ -53,23 +61,59 @@ class Project:
     def scalar(self, sql: str, params=None):
         return self.query(sql, params)[0][0]
 
+    def use_from_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Point ``crm`` (settings from the environment) at this project and its instance."""
+        s = self.settings
+        for var, value in {"CRM_PROJECT_DIR": s.project_dir, "CRM_INPUT_DIR": s.input_dir,
+                           "CRM_WAREHOUSE": s.warehouse_path, "CRM_TIMEZONE": s.business_timezone,
+                           "CRM_PARTITION_START": s.partition_start,
+                           "CRM_LANDING_DIR": s.landing_dir,
+                           "DAGSTER_HOME": self.instance.root_directory}.items():
+            monkeypatch.setenv(var, str(value))
+
+    def copy(self, tmp_path: Path) -> Project:
+        """The same project, warehouse and Dagster instance, in ``tmp_path``: free to change."""
+        target = tmp_path / "copy"
+        shutil.copytree(self.root, target)
+        return _project(target, self.settings)
+
+
+def _project(root: Path, like: Settings, **overrides) -> Project:
+    """The project whose folders are under ``root``, otherwise set up like ``like``."""
+    settings = load_settings(**{
+        "project_dir": root / "project", "input_dir": root / "input",
+        "warehouse_path": root / "warehouse" / "crm.duckdb",
+        "landing_dir": root / "project" / "landing",
+        "catalog_cache_path": like.catalog_cache_path and (
+            root / "project" / "target" / "catalog_cache.json"),
+        "partition_start": like.partition_start, "business_timezone": like.business_timezone,
+        "freshness_hours": like.freshness_hours, **overrides})
+    return Project(root, settings, dg.DagsterInstance.from_config(str(root / "dagster_home")))
+
 
 def make_project(tmp_path: Path, input_dir: Path = TINY, **overrides) -> Project:
-    root = tmp_path / "project"
-    shutil.copytree(PROJECT_DIR / "sql", root / "sql")
-    inputs = tmp_path / "input"
-    shutil.copytree(input_dir, inputs)
-    settings = load_settings(project_dir=root, input_dir=inputs,
-                             warehouse_path=tmp_path / "warehouse" / "crm.duckdb",
-                             partition_start=date(2025, 3, 1), business_timezone="Europe/Moscow",
-                             **overrides)
+    shutil.copytree(PROJECT_DIR / "sql", tmp_path / "project" / "sql")
+    shutil.copytree(input_dir, tmp_path / "input")
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
-    instance = dg.DagsterInstance.from_config(str(home))
-    return Project(settings=settings, instance=instance)
+    defaults = load_settings(project_dir=tmp_path / "project", partition_start=date(2025, 3, 1),
+                             business_timezone="Europe/Moscow")
+    return _project(tmp_path, defaults, **overrides)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Project:
+    """The tiny fixture built once: segments as of 2025-03-12, event days 2025-03-01 to 12.
+
+    Read it, never change it; a test that changes it takes ``built.copy(tmp_path)``.
+    """
+    project = make_project(tmp_path_factory.mktemp("built"))
+    result = project.build(as_of=AS_OF, first_day=FIRST_DAY, last_day=AS_OF)
+    assert result.success, result.error
+    return project

@@ -14,13 +14,14 @@ import pytest
 import sqlglot.lineage
 from conftest import make_project
 
+from crm_assets.catalog import lineage as lineage_module
+from crm_assets.catalog.lineage import column_lineage
 from crm_assets.cli import main
 from crm_assets.defs.partitions import partition_range_tags
 from crm_assets.defs.resources import Warehouse
 from crm_assets.project import load_project_catalog
 from crm_assets.settings import load_settings
-from crm_assets.tools import lineage as lineage_module
-from crm_assets.tools.lineage import LineageTracer, column_lineage, format_tree
+from crm_assets.tools.lineage import LineageTracer, format_tree
 
 SEGMENT = dg.AssetKey(["segments", "croissant_buyers"])
 EVENT = dg.AssetKey(["events", "croissant_purchase"])

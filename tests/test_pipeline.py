@@ -23,11 +23,8 @@ import duckdb
 D = date.fromisoformat
 
 
-def test_full_build_gives_hand_computed_tables(project, monkeypatch, capsys):
-    result = project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
-                           last_day=D("2025-03-12"))
-    assert result.success, result.error
-
+def test_full_build_gives_hand_computed_tables(built, monkeypatch, capsys):
+    project = built  # as of 2025-03-12, event days 2025-03-01 to 12
     assert project.query("SELECT source_customer_id, customer_id FROM core.customer_identity "
                          "ORDER BY 1") == [("C1", 1), ("C2", 1), ("C3", 2), ("C4", 3)]
     assert project.query(
@@ -95,7 +92,7 @@ def test_full_build_gives_hand_computed_tables(project, monkeypatch, capsys):
     # `crm customer` finds the person from any of their source ids
     from crm_assets.cli import main
 
-    monkeypatch.setenv("CRM_WAREHOUSE", str(project.settings.warehouse_path))
+    project.use_from_cli(monkeypatch)
     capsys.readouterr()
     assert main(["customer", "C2", "--source"]) == 0
     out = capsys.readouterr().out
@@ -104,10 +101,8 @@ def test_full_build_gives_hand_computed_tables(project, monkeypatch, capsys):
     assert "segments now: croissant_buyers (since 2025-03-12)" in out
 
 
-def test_second_build_changes_nothing(project):
-    first = project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
-                          last_day=D("2025-03-12"))
-    assert first.success, first.error
+def test_second_build_changes_nothing(built, tmp_path):
+    project = built.copy(tmp_path)
     tables = ("raw.customers", "raw.orders", "meta.loaded_files", "core.customer_identity",
               "segments.croissant_buyers", "events.croissant_purchase",
               "marts.segment_membership_history", "staging.rejects")
@@ -144,19 +139,14 @@ def test_segment_history_moves_forward_with_the_as_of_date(project):
                           "WHERE segment = 'croissant_buyers'") == 2
 
 
-def test_segment_history_is_rebuilt_from_a_past_day(project, monkeypatch, capsys):
+def test_segment_history_is_rebuilt_from_a_past_day(built, tmp_path, monkeypatch, capsys):
     """``crm segment-history``: a backfill after the fact, e.g. for a segment added today."""
-    assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
-                         last_day=D("2025-03-12")).success
+    project = built.copy(tmp_path)
     # the build recorded the 12th only: both croissant buyers "entered" then
     assert project.query("SELECT customer_id, valid_from FROM marts.segment_membership_history "
                          "WHERE segment = 'croissant_buyers' ORDER BY 1") == [
         (1, D("2025-03-12")), (2, D("2025-03-12"))]
-    s = project.settings
-    for var, value in {"CRM_PROJECT_DIR": s.project_dir, "CRM_INPUT_DIR": s.input_dir,
-                       "CRM_WAREHOUSE": s.warehouse_path, "CRM_PARTITION_START": "2025-03-01",
-                       "DAGSTER_HOME": project.instance.root_directory}.items():
-        monkeypatch.setenv(var, str(value))
+    project.use_from_cli(monkeypatch)
     from crm_assets.cli import main
 
     capsys.readouterr()
@@ -199,13 +189,11 @@ def test_segment_history_is_rebuilt_from_a_past_day(project, monkeypatch, capsys
                           "WHERE segment = 'croissant_buyers'") == D("2025-03-08")
 
 
-def test_campaign_audiences_from_the_bi_snapshot(project, monkeypatch, capsys, tmp_path):
+def test_campaign_audiences_from_the_bi_snapshot(built, monkeypatch, capsys, tmp_path):
     """Hand-computed reachability: person 1 (C1+C2) withdrew e-mail consent on C2 (the latest
     choice) but kept SMS from C1; person 2 (C3) consented to everything; person 3 (C4) to nothing.
     """
-    assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
-                         last_day=D("2025-03-12")).success
-    monkeypatch.setenv("CRM_WAREHOUSE", str(project.settings.warehouse_path))
+    built.use_from_cli(monkeypatch)
     from crm_assets.cli import main
 
     def bucket(seed: str, customer_id: int) -> int:  # the documented rule, computed here
@@ -247,9 +235,8 @@ def test_campaign_audiences_from_the_bi_snapshot(project, monkeypatch, capsys, t
     assert "give the day" in capsys.readouterr().err
 
 
-def test_partition_rerun_replaces_exactly_its_day(project):
-    assert project.build(as_of=D("2025-03-12"), first_day=D("2025-03-01"),
-                         last_day=D("2025-03-12")).success
+def test_partition_rerun_replaces_exactly_its_day(built, tmp_path):
+    project = built.copy(tmp_path)
     con_sql = ("INSERT INTO events.croissant_purchase SELECT customer_id, "
                "occurred_at + INTERVAL 1 DAY, order_id || '-stale', store_id, croissants, "
                "event_date + 1, definition_version "
@@ -271,8 +258,8 @@ def test_partition_rerun_replaces_exactly_its_day(project):
                          "GROUP BY 1 ORDER BY 1") == [(D("2025-03-10"), 3)]
 
 
-def test_file_breaking_the_contract_fails_clearly_and_keeps_loaded_data(project):
-    assert project.build(as_of=D("2025-03-12")).success
+def test_file_breaking_the_contract_fails_clearly_and_keeps_loaded_data(built, tmp_path):
+    project = built.copy(tmp_path)
     bad = project.input_dir / "orders" / "2025-03-13.csv"
     bad.parent.mkdir()
     bad.write_text("order_id,customer_id,store_id,channel,status,total_amount\n"

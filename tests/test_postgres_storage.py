@@ -54,7 +54,7 @@ def test_a_build_is_recorded_in_postgresql(tmp_path, pg_url, monkeypatch):
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        on_pg = Project(settings=project.settings, instance=instance)
+        on_pg = Project(root=project.root, settings=project.settings, instance=instance)
         result = on_pg.build(as_of=date(2025, 3, 12), first_day=date(2025, 3, 1),
                              last_day=date(2025, 3, 12))
         assert result.success, result.error

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
-from conftest import make_project
+from conftest import PROJECT_DIR, make_project
 
 from crm_assets.defs.partitions import AS_OF_TAG
 
@@ -58,10 +63,20 @@ def test_jobs_run_their_steps_in_the_run_process(defs):
         assert defs.resolve_job_def(job).executor_def.name == dg.in_process_executor.name
 
 
-def test_the_code_location_loads_as_dagster_dev_loads_it(defs):
-    """Every job, schedule and sensor together in one repository (unique op and job names)."""
-    dg.Definitions.validate_loadable(defs)
-    repository = defs.get_repository_def()
-    assert {job.name for job in repository.get_all_jobs()} >= {
-        "build_all", "refresh_segments", "daily_events", "check_freshness",
-        "rebuild_segment_history"}
+def test_the_code_location_loads_as_dagster_dev_loads_it(tmp_path):
+    """``crm_assets.definitions:defs`` through ``workspace.yaml`` in a code server of its own, as
+    ``dagster dev`` loads it: every job there, and not one Beta warning in its log."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CRM_CATALOG_CACHE": "off",
+           "CRM_WAREHOUSE": str(tmp_path / "warehouse" / "crm.duckdb")}
+    done = subprocess.run([str(Path(sys.executable).with_name("dagster")), "job", "list",
+                           "-w", "workspace.yaml"], cwd=PROJECT_DIR, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    jobs = {line.split(": ", 1)[1] for line in done.stdout.splitlines()
+            if line.startswith("Job: ")}
+    assert jobs >= {"build_all", "refresh_segments", "daily_events", "check_freshness",
+                    "rebuild_segment_history"}
+    assert "BetaWarning" not in done.stderr

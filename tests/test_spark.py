@@ -4,12 +4,11 @@ over the BI snapshot of the tiny fixture's build, and compared row for row with 
 from __future__ import annotations
 
 import shutil
-from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import make_project
+from conftest import AS_OF
 
 from crm_assets.project import load_project_catalog
 
@@ -19,17 +18,8 @@ if shutil.which("java") is None:
 
 from crm_assets.tools.spark import SparkRunError, run_definition, spark_session  # noqa: E402
 
-AS_OF = date(2025, 3, 12)
 ADDED_BY_THE_FACTORY = {"segments": ("as_of_date", "definition_version"),
                         "events": ("event_date", "definition_version")}
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("spark"))
-    result = project.build(as_of=AS_OF, first_day=date(2025, 3, 1), last_day=AS_OF)
-    assert result.success, result.error
-    return project
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from datetime import date, timedelta
 
 import dagster as dg
 import pytest
-from conftest import make_project
 
 from crm_assets.catalog.definition import UnknownName, resolve_table
 from crm_assets.cli import main
@@ -23,8 +22,6 @@ from crm_assets.tools.plan import BuiltState, _event_ranges, compress_days
 from crm_assets.tools.versions import VersionRecord, format_history
 
 D = date.fromisoformat
-AS_OF = D("2025-03-12")
-FIRST = D("2025-03-01")
 SEGMENT, EVENT, ITEMS = "segments.croissant_buyers", "events.croissant_purchase", "core.order_items"
 
 
@@ -47,16 +44,9 @@ def _run(capsys, *argv: str) -> tuple[int, str]:
     return code, captured.out
 
 
-def test_edit_plan_apply_and_history(tmp_path, monkeypatch, capsys):
-    project = make_project(tmp_path)
-    s = project.settings
-    for var, value in {"CRM_PROJECT_DIR": s.project_dir, "CRM_INPUT_DIR": s.input_dir,
-                       "CRM_WAREHOUSE": s.warehouse_path, "CRM_TIMEZONE": s.business_timezone,
-                       "CRM_PARTITION_START": s.partition_start,
-                       "DAGSTER_HOME": tmp_path / "dagster_home"}.items():
-        monkeypatch.setenv(var, str(value))
-    result = project.build(as_of=AS_OF, first_day=FIRST, last_day=AS_OF)
-    assert result.success, result.error
+def test_edit_plan_apply_and_history(built, tmp_path, monkeypatch, capsys):
+    project = built.copy(tmp_path)  # as of AS_OF, event days from the 1st
+    project.use_from_cli(monkeypatch)
     v1 = _versions(project)
     sql = project.sql_dir
 

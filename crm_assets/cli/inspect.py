@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import duckdb
 
 from crm_assets.catalog import CatalogError
 from crm_assets.catalog.definition import UnknownName, resolve_table
@@ -14,8 +17,18 @@ from crm_assets.serving.snapshot import VIEWS_FILE
 from crm_assets.settings import Settings, load_settings
 from crm_assets.tools.lineage import LineageTracer, format_tree
 from crm_assets.tools.versions import format_history, history
-from crm_assets.warehouse.connection import WarehouseBusy, open_read_only, table_exists
+from crm_assets.warehouse.connection import WarehouseBusy, connect, table_exists
 from crm_assets.warehouse.tables import DEFINITION_VERSIONS
+
+
+def reading(settings: Settings, fn: Callable[[duckdb.DuckDBPyConnection], int]) -> int:
+    """``fn`` on the warehouse opened read-only; 1, saying why, when it cannot be opened."""
+    try:
+        with connect(settings.warehouse_path, read_only=True) as con:
+            return fn(con)
+    except WarehouseBusy as err:
+        print(err, file=sys.stderr)
+        return 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -48,34 +61,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def print_summary(settings: Settings, days: int = 7) -> int:
     """Each segment with its size, and event rows per day for the last ``days`` days."""
-    try:
-        con = open_read_only(settings.warehouse_path)
-    except WarehouseBusy as err:
-        print(err, file=sys.stderr)
-        return 1
-    try:
-        segs = con.execute(
+    code = reading(settings, lambda con: _print_sizes(con, days))
+    views = settings.serving_path / VIEWS_FILE
+    if code == 0 and views.exists():
+        print(f"BI snapshot (open read-only; DuckDB 1.x readable): {views}")
+    return code
+
+
+def _print_sizes(con: duckdb.DuckDBPyConnection, days: int) -> int:
+    segs = con.execute(
             """SELECT r.segment, r.as_of_date, r.members, r.entered, r.exited
                FROM meta.segment_runs r
                QUALIFY row_number() OVER (PARTITION BY segment ORDER BY as_of_date DESC,
                                           computed_at DESC) = 1
                ORDER BY segment""").fetchall()
-        print("Segments (as of, members, entered, left on the last run):")
-        for name, as_of, members, entered, exited in segs:
-            print(f"  {name:<32} {as_of}  {members:>8}  +{entered} -{exited}")
-        if table_exists(con, "marts.event_daily_counts"):
-            rows = con.execute(
-                """SELECT event, event_date, occurrences, customers FROM marts.event_daily_counts
-                   QUALIFY row_number() OVER (PARTITION BY event ORDER BY event_date DESC) <= ?
-                   ORDER BY event, event_date""", [days]).fetchall()
-            print(f"Events (rows and customers per day, last {days} days with data):")
-            for event, day, occurrences, customers in rows:
-                print(f"  {event:<32} {day}  {occurrences:>8} rows  {customers:>8} customers")
-    finally:
-        con.close()
-    views = settings.serving_path / VIEWS_FILE
-    if views.exists():
-        print(f"BI snapshot (open read-only; DuckDB 1.x readable): {views}")
+    print("Segments (as of, members, entered, left on the last run):")
+    for name, as_of, members, entered, exited in segs:
+        print(f"  {name:<32} {as_of}  {members:>8}  +{entered} -{exited}")
+    if table_exists(con, "marts.event_daily_counts"):
+        rows = con.execute(
+            """SELECT event, event_date, occurrences, customers FROM marts.event_daily_counts
+               QUALIFY row_number() OVER (PARTITION BY event ORDER BY event_date DESC) <= ?
+               ORDER BY event, event_date""", [days]).fetchall()
+        print(f"Events (rows and customers per day, last {days} days with data):")
+        for event, day, occurrences, customers in rows:
+            print(f"  {event:<32} {day}  {occurrences:>8} rows  {customers:>8} customers")
     return 0
 
 
@@ -86,36 +96,22 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_dedupe_report(args: argparse.Namespace) -> int:
     settings = load_settings()
     truth = Path(args.truth) if args.truth else settings.input_dir / "_truth" / "customers.csv"
-    try:
-        con = open_read_only(settings.warehouse_path)
-    except WarehouseBusy as err:
-        print(err, file=sys.stderr)
-        return 1
-    try:
-        rows = dedupe_report(con, truth)
-    finally:
-        con.close()
-    print(f"{'label':<24}{'records':>9}{'true_pairs':>12}{'pred_pairs':>12}{'correct':>9}"
-          f"{'precision':>11}{'recall':>9}")
-    for row in rows:
-        print(f"{row['label']:<24}{cell(row.get('records')):>9}{cell(row.get('true_pairs')):>12}"
-              f"{cell(row.get('predicted_pairs')):>12}{cell(row.get('correct_pairs')):>9}"
-              f"{cell(row.get('precision')):>11}{cell(row.get('recall')):>9}")
-    return 0
+
+    def show(con: duckdb.DuckDBPyConnection) -> int:
+        print(f"{'label':<24}{'records':>9}{'true_pairs':>12}{'pred_pairs':>12}{'correct':>9}"
+              f"{'precision':>11}{'recall':>9}")
+        for row in dedupe_report(con, truth):
+            print(f"{row['label']:<24}{cell(row['records']):>9}{cell(row['true_pairs']):>12}"
+                  f"{cell(row['predicted_pairs']):>12}{cell(row['correct_pairs']):>9}"
+                  f"{cell(row['precision']):>11}{cell(row['recall']):>9}")
+        return 0
+
+    return reading(settings, show)
 
 
 def cmd_customer(args: argparse.Namespace) -> int:
     """A person's golden record, source records and current segments, by any id they had."""
-    settings = load_settings()
-    try:
-        con = open_read_only(settings.warehouse_path)
-    except WarehouseBusy as err:
-        print(err, file=sys.stderr)
-        return 1
-    try:
-        return _print_customer(con, args.id, source=args.source)
-    finally:
-        con.close()
+    return reading(load_settings(), lambda con: _print_customer(con, args.id, source=args.source))
 
 
 def _print_customer(con, given_id: str, *, source: bool) -> int:
@@ -163,13 +159,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
     except CatalogError as err:
         print(err, file=sys.stderr)
         return 1
-    recorded: set[str] = set()
-    try:
-        con = open_read_only(settings.warehouse_path) if settings.warehouse_path.exists() else None
-    except WarehouseBusy as err:
-        print(err, file=sys.stderr)
-        return 1
-    try:
+
+    def show(con: duckdb.DuckDBPyConnection | None) -> int:
+        recorded: set[str] = set()
         if con is not None and table_exists(con, DEFINITION_VERSIONS.name):
             recorded = {r[0] for r in con.execute(
                 f"SELECT DISTINCT layer || '.' || name FROM {DEFINITION_VERSIONS.name}"
@@ -179,14 +171,13 @@ def cmd_versions(args: argparse.Namespace) -> int:
         except UnknownName as err:
             print(err, file=sys.stderr)
             return 1
-        records = history(con, table) if con is not None else []
-    finally:
-        if con is not None:
-            con.close()
-    d = by_table.get(table)
-    disk_version = d.version if d is not None and d.version else None
-    print(format_history(table, records, disk_version, d.body if d is not None else None))
-    return 0
+        d = by_table.get(table)
+        print(format_history(table, history(con, table) if con is not None else [],
+                             d.version if d is not None and d.version else None,
+                             d.body if d is not None else None))
+        return 0
+
+    return reading(settings, show) if settings.warehouse_path.exists() else show(None)
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:

@@ -11,13 +11,13 @@ from pathlib import Path
 import dagster as dg
 
 from crm_assets.catalog import CatalogError
-from crm_assets.cli.inspect import print_summary
+from crm_assets.cli.inspect import print_summary, reading
 from crm_assets.cli.instance import ensure_dagster_home
 from crm_assets.defs.definitions import build_definitions
 from crm_assets.defs.runs import build_all, rebuild_history
 from crm_assets.settings import Settings, load_settings
 from crm_assets.tools.plan import apply_plan, make_plan
-from crm_assets.warehouse.connection import WarehouseBusy, open_read_only
+from crm_assets.warehouse.connection import WarehouseBusy, connect
 
 
 def as_of(args: argparse.Namespace, settings: Settings) -> date:
@@ -53,18 +53,18 @@ def cmd_segment_history(args: argparse.Namespace) -> int:
     if not result.success:
         print(result.error, file=sys.stderr)
         return 1
-    con = open_read_only(settings.warehouse_path)
-    try:
+
+    def show(con) -> int:
         rows = con.execute(
             "SELECT segment, as_of_date, members, entered, exited FROM meta.segment_runs "
             "WHERE list_contains(?, segment) AND as_of_date >= ? ORDER BY ALL",
             [args.names, first]).fetchall()
-    finally:
-        con.close()
-    print("segment                          as of         members  entered   exited")
-    for name, day, members, entered, exited in rows:
-        print(f"{name:<32} {day}  {members:>8} {entered:>8} {exited:>8}")
-    return 0
+        print("segment                          as of         members  entered   exited")
+        for name, day, members, entered, exited in rows:
+            print(f"{name:<32} {day}  {members:>8} {entered:>8} {exited:>8}")
+        return 0
+
+    return reading(settings, show)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -78,15 +78,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 1
     try:
         defs = build_definitions(settings)
-        con = open_read_only(settings.warehouse_path)
+        with connect(settings.warehouse_path, read_only=True) as con:  # closed before any run
+            plan = make_plan(defs, con, as_of=as_of(args, settings),
+                             partition_start=settings.partition_start, instance=instance)
     except (CatalogError, WarehouseBusy) as err:
         print(err, file=sys.stderr)
         return 1
-    try:
-        plan = make_plan(defs, con, as_of=as_of(args, settings),
-                         partition_start=settings.partition_start, instance=instance)
-    finally:
-        con.close()  # a writer is about to open it
     print(plan.dumps() if args.json else plan.format())
     if not args.apply or plan.empty:
         return 0

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import dagster as dg
 
 from crm_assets.catalog import Definition, Schema
-from crm_assets.tools.lineage import column_lineage
+from crm_assets.catalog.lineage import column_lineage
 
 log = logging.getLogger(__name__)
 

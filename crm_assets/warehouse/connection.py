@@ -29,6 +29,12 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | 
     return con
 
 
+class WarehouseBusy(RuntimeError):
+    """The warehouse file cannot be opened: another process holds it (DuckDB allows one writer
+    process or several readers, and refuses readers while a writer holds the file), or, read-only,
+    it does not exist yet."""
+
+
 @contextmanager
 def connect(path: Path | str, read_only: bool = False, business_timezone: str | None = None
             ) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -36,11 +42,20 @@ def connect(path: Path | str, read_only: bool = False, business_timezone: str | 
 
     Closes it on exit, also after an exception (an open handle would make the next open of the
     same file in this process fail with "different configuration").
+
+    Raises:
+        WarehouseBusy: DuckDB could not open the file (another process holds it).
     """
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as err:
+        reason = str(err).splitlines()[0]
+        hint = (" (another process is writing it; try again when it has finished)"
+                if "lock" in reason.lower() else "")
+        raise WarehouseBusy(f"cannot open {path}: {reason}{hint}") from err
     try:
         prepare_connection(con, business_timezone)
         if not read_only:
@@ -71,26 +86,3 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
                 + (SELECT count(*) FROM duckdb_views() WHERE database_name = current_database()
                    AND schema_name = $schema AND view_name = $table)""",
         {"schema": schema, "table": table}).fetchone()[0])
-
-
-class WarehouseBusy(RuntimeError):
-    """The warehouse file cannot be opened read-only (a writer holds it)."""
-
-
-def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
-    """The warehouse opened read-only with the project's session settings (caller closes it).
-
-    Raises:
-        WarehouseBusy: DuckDB refused (while a run writes the file, even readers are refused).
-    """
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as err:
-        raise WarehouseBusy(f"cannot open {path} read-only: {str(err).splitlines()[0]} (a run "
-                            "may be writing it; try again when it has finished)") from err
-    try:
-        prepare_connection(con)
-    except BaseException:
-        con.close()
-        raise
-    return con
