@@ -328,7 +328,7 @@ def child(project: Path) -> None:
     """One process start, as a code server, run or step does: load and wire, print JSON."""
     warnings.filterwarnings("ignore")  # Dagster's beta/preview warnings, once per asset
     t0 = time.perf_counter()
-    import crm_assets.definitions as definitions_module
+    import crm_assets.defs.definitions as definitions_module
     from crm_assets.settings import load_settings
     imported = time.perf_counter() - t0
 

@@ -27,6 +27,7 @@ import pandas as pd
 from crm_assets.quoting import identifier
 from crm_assets.serving.snapshot import VIEWS_FILE
 from crm_assets.settings import load_settings
+from crm_assets.warehouse.connection import table_exists
 
 
 class SnapshotError(LookupError):
@@ -51,9 +52,7 @@ def _snapshot(path: Path | str | None) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _require(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> str:
-    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-                        "AND table_name = ?", [layer, name]).fetchone()[0]
-    if not found:
+    if not table_exists(con, f"{layer}.{name}"):
         kind = {"segments": "segment", "events": "event"}.get(layer, "table")
         raise SnapshotError(f"no {kind} named {name!r} in the BI snapshot")
     return f"{identifier(layer)}.{identifier(name)}"

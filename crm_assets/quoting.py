@@ -23,7 +23,10 @@ def table(name: str) -> str:
 
 
 def literal(value: object) -> str:
-    """``value`` as a DuckDB literal: text quoted (``'it''s'``), numbers and booleans as is."""
+    """``value`` as a DuckDB literal: text quoted (``'it''s'``), numbers and booleans as is,
+    ``None`` as ``NULL``."""
+    if value is None:
+        return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -23,7 +23,7 @@ import sqlglot
 from conftest import PROJECT_DIR, make_project
 
 from crm_assets.catalog import CatalogError, clear_parse_cache, fingerprint, load_catalog
-from crm_assets.cli import main as crm
+from crm_assets.cli.main import main as crm
 from crm_assets.project import external_tables
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "asset_graph.json"

@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from crm_assets.cli import main
+from crm_assets.cli.main import main
 from crm_assets.project import load_project_catalog
 from crm_assets.settings import load_settings
 from crm_assets.tools.dialects import (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_assets.cli import main
+from crm_assets.cli.main import main
 from crm_assets.demo.generator import OUTPUT_FILES, generate
 from crm_assets.demo.run import Run
 from crm_assets.ingest.contracts import SOURCES

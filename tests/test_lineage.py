@@ -16,7 +16,7 @@ from conftest import make_project
 
 from crm_assets.catalog import lineage as lineage_module
 from crm_assets.catalog.lineage import column_lineage
-from crm_assets.cli import main
+from crm_assets.cli.main import main
 from crm_assets.defs.partitions import partition_range_tags
 from crm_assets.defs.resources import Warehouse
 from crm_assets.project import load_project_catalog

@@ -90,7 +90,7 @@ def test_full_build_gives_hand_computed_tables(built, monkeypatch, capsys):
         bi.close()
 
     # `crm customer` finds the person from any of their source ids
-    from crm_assets.cli import main
+    from crm_assets.cli.main import main
 
     project.use_from_cli(monkeypatch)
     capsys.readouterr()
@@ -147,7 +147,7 @@ def test_segment_history_is_rebuilt_from_a_past_day(built, tmp_path, monkeypatch
                          "WHERE segment = 'croissant_buyers' ORDER BY 1") == [
         (1, D("2025-03-12")), (2, D("2025-03-12"))]
     project.use_from_cli(monkeypatch)
-    from crm_assets.cli import main
+    from crm_assets.cli.main import main
 
     capsys.readouterr()
     assert main(["segment-history", "croissant_buyers", "new_customers",
@@ -194,7 +194,7 @@ def test_campaign_audiences_from_the_bi_snapshot(built, monkeypatch, capsys, tmp
     choice) but kept SMS from C1; person 2 (C3) consented to everything; person 3 (C4) to nothing.
     """
     built.use_from_cli(monkeypatch)
-    from crm_assets.cli import main
+    from crm_assets.cli.main import main
 
     def bucket(seed: str, customer_id: int) -> int:  # the documented rule, computed here
         return int(hashlib.md5(f"{seed}:{customer_id}".encode()).hexdigest()[:8], 16) % 10000

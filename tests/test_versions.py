@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from crm_assets.catalog.definition import UnknownName, resolve_table
-from crm_assets.cli import main
+from crm_assets.cli.main import main
 from crm_assets.project import load_project_catalog
 from crm_assets.tools.plan import BuiltState, _event_ranges, compress_days
 from crm_assets.tools.versions import VersionRecord, format_history

@@ -9,7 +9,3 @@
 * :mod:`~crm_assets.cli.campaigns`: ``audience``.
 * :mod:`~crm_assets.cli.engines`: ``compile`` and ``spark``.
 """
-
-from crm_assets.cli.main import main
-
-__all__ = ["main"]

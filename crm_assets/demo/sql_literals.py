@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from crm_assets.quoting import literal
+
 
 def q(value: object) -> str:
-    """A SQL literal."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    """A SQL literal (:func:`crm_assets.quoting.literal`)."""
+    return literal(value)
 
 
 def lst(values: Sequence[object]) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from crm_assets.quoting import identifier, literal
+from crm_assets.warehouse.connection import table_exists
 
 CHANNELS: dict[str, tuple[str | None, str]] = {
     "email": ("email", "email_opt_in"),
@@ -52,9 +53,7 @@ def _ctes(con: duckdb.DuckDBPyConnection, name: str, *, channel: str, seed: str,
         raise AudienceError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
     if not 0 <= holdout_pct <= 100 or not 0 <= (sample_pct or 0) <= 100 - holdout_pct:
         raise AudienceError("holdout and sample are percentages that add up to 100 at most")
-    layers = {r[0] for r in con.execute(
-        "SELECT table_schema FROM information_schema.tables WHERE table_name = ? "
-        "AND table_schema IN ('segments', 'events')", [name]).fetchall()}
+    layers = {layer for layer in ("segments", "events") if table_exists(con, f"{layer}.{name}")}
     if not layers:
         raise AudienceError(f"no segment or event named {name!r} in the BI snapshot")
     if "segments" in layers:
