@@ -16,6 +16,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from crm_assets.catalog.data_tests import TestDeclaration
+from crm_assets.functions.allow_list import CLEANING_FUNCTIONS
 
 DIALECT = "duckdb"
 DUCKDB = Dialect.get_or_raise(DIALECT)
@@ -97,6 +98,12 @@ class Definition:
         as-of date of the run)."""
         return self.ast is not None and any(
             f.name.lower() in ("as_of_date", "as_of_end") for f in self.ast.find_all(exp.Anonymous))
+
+    @property
+    def calls_cleaning(self) -> bool:
+        """Whether the query calls a ``crm_*`` cleaning function (registered only when needed)."""
+        return self.ast is not None and any(
+            f.name.lower() in CLEANING_FUNCTIONS for f in self.ast.find_all(exp.Anonymous))
 
     @property
     def splits_rejects(self) -> bool:

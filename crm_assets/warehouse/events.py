@@ -14,7 +14,7 @@ import duckdb
 
 from crm_assets.catalog import Definition
 from crm_assets.quoting import identifier, literal
-from crm_assets.warehouse.connection import transaction
+from crm_assets.warehouse.connection import transaction, use_functions_of
 from crm_assets.warehouse.models import record_version
 
 
@@ -30,6 +30,7 @@ def event_columns(d: Definition) -> list[tuple[str, str]]:
 def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
                              end: datetime, business_timezone: str, run_id: str) -> int:
     """Replace the occurrences in ``[start, end)`` (instants) by the query's, atomically."""
+    use_functions_of(con, d)
     wanted = event_columns(d)
     cols = ", ".join(f"{identifier(n)} {t}" for n, t in wanted)
     con.execute(f"CREATE TABLE IF NOT EXISTS {d.table} ({cols})")

@@ -18,7 +18,7 @@ import duckdb
 from crm_assets.catalog import Definition
 from crm_assets.catalog.data_tests import TestDeclaration
 from crm_assets.quoting import identifier, literal
-from crm_assets.warehouse.connection import table_exists, transaction
+from crm_assets.warehouse.connection import table_exists, transaction, use_functions_of
 from crm_assets.warehouse.tables import DEFINITION_VERSIONS, REJECTS
 
 
@@ -66,6 +66,7 @@ FROM (
 
 def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str) -> int:
     """Replace ``<layer>.<name>`` by the query's result; split rejects in staging."""
+    use_functions_of(con, d)
     columns = [n for n, _ in d.schema]
     if d.splits_rejects:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staging_query(d)}\n")

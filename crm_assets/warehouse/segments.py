@@ -15,7 +15,7 @@ import duckdb
 from crm_assets.catalog import Catalog, Definition
 from crm_assets.functions.registry import set_as_of_date
 from crm_assets.quoting import literal
-from crm_assets.warehouse.connection import transaction
+from crm_assets.warehouse.connection import transaction, use_functions_of
 from crm_assets.warehouse.models import record_version
 from crm_assets.warehouse.tables import SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS
 
@@ -41,6 +41,7 @@ def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: da
             f"segment {d.name}: history is recorded up to {last}; refusing to compute it as of "
             f"the earlier date {as_of} (history only moves forward; `crm segment-history` "
             "rebuilds it from a past date)")
+    use_functions_of(con, d)
     with transaction(con):
         stats = _segment_day(con, d, as_of, run_id)
         _publish_members(con, d, as_of)
@@ -98,6 +99,8 @@ def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Defin
     days = [first + timedelta(days=i) for i in range(0, (last - first).days + 1, every_days)]
     if days[-1] != last:
         days.append(last)  # always end on the current day
+    for d in [*models, *segments]:
+        use_functions_of(con, d)
     stats = []
     with transaction(con):
         for d in segments:

@@ -163,16 +163,20 @@ def ensure_framework_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every layer's schema and every framework table that does not exist yet.
 
     Columns renamed since an older release are renamed in place first, so a warehouse built by
-    it keeps its data.
+    it keeps its data. One catalogue query decides; a warehouse that has everything (every step
+    of every run opens one) gets no DDL.
     """
+    present = {(r[0], r[1]) for r in con.execute(
+        """SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns()
+           WHERE database_name = current_database() AND schema_name IN ('meta', 'marts',
+                 'staging', 'core')""").fetchall()}
+    tables = {t for t, _ in present}
+    renames = [(t, old, new) for t in FRAMEWORK_TABLES for old, new in t.renamed.items()
+               if (t.name, old) in present and (t.name, new) not in present]
+    if not renames and all(t.name in tables for t in FRAMEWORK_TABLES):
+        return
     con.execute(";\n".join(f"CREATE SCHEMA IF NOT EXISTS {identifier(s)}" for s in SCHEMAS))
-    renames = [(t, old, new) for t in FRAMEWORK_TABLES for old, new in t.renamed.items()]
-    if renames:
-        present = {(r[0], r[1]) for r in con.execute(
-            "SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns() "
-            "WHERE database_name = current_database()").fetchall()}
-        for t, old, new in renames:
-            if (t.name, old) in present and (t.name, new) not in present:
-                con.execute(f"ALTER TABLE {table(t.name)} RENAME COLUMN {identifier(old)} "
-                            f"TO {identifier(new)}")
+    for t, old, new in renames:
+        con.execute(f"ALTER TABLE {table(t.name)} RENAME COLUMN {identifier(old)} "
+                    f"TO {identifier(new)}")
     con.execute(";\n".join(t.ddl() for t in FRAMEWORK_TABLES))
