@@ -26,6 +26,7 @@ from crm_assets.identity import dedupe_report, resolve_identity  # noqa: E402
 from crm_assets.ingest.loader import load_source  # noqa: E402
 from crm_assets.project import external_tables  # noqa: E402
 from crm_assets.warehouse import ensure_framework_tables, prepare_connection  # noqa: E402
+from crm_assets.warehouse.contacts import check_contacts  # noqa: E402
 from crm_assets.warehouse.models import materialize_model  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,7 @@ def main() -> int:
 
         by_table = load_catalog(PROJECT / "sql", external_tables()).by_table()
         t0 = time.perf_counter()
+        check_contacts(con, "bench")
         for table in ("staging.stores", "staging.customers"):
             materialize_model(con, by_table[table], run_id="bench")
         t_stage = time.perf_counter() - t0

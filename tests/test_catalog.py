@@ -206,8 +206,8 @@ HOSTILE: dict[str, tuple[str, str, list[str]]] = {
     "unknown_header_key": (
         "segments/bad.sql",
         "-- description: Customers.\n-- colour: blue\nselect customer_id from core.customers\n",
-        ["{f}:2:4: unknown header key 'colour'; allowed: columns, description, grain, kind, "
-         "name, owner, tags, tests"]),
+        ["{f}:2:4: unknown header key 'colour'; allowed: columns, description, grain, "
+         "incremental, kind, name, owner, references, tags, tests"]),
     "header_name_mismatch": (
         "segments/bad.sql", "-- name: good\nselect customer_id from core.customers\n",
         ["{f}:1:4: header name 'good' does not match the file name 'bad'"]),

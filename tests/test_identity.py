@@ -23,7 +23,7 @@ create table staging.customers (
     email varchar, email_key varchar, phone varchar, gender varchar, birth_date date,
     city varchar, home_store_id varchar, registered_at timestamptz,
     email_opt_in boolean, sms_opt_in boolean, push_opt_in boolean, updated_at timestamptz,
-    _source_file varchar, _row_number bigint, _loaded_at timestamptz
+    _source_file varchar, _row_number bigint, _loaded_at timestamptz, _batch bigint
 )
 """
 
@@ -55,8 +55,11 @@ def con() -> duckdb.DuckDBPyConnection:
 
 
 def insert(con: duckdb.DuckDBPyConnection, values_sql: str) -> None:
-    """Insert literal ``VALUES`` rows, all columns in ``COLUMNS`` order."""
+    """Insert literal ``VALUES`` rows, all columns in ``COLUMNS`` order, as a staging run
+    writes them: with a batch number newer than any before (identity takes in only those)."""
     con.execute(f"insert into staging.customers ({COLUMNS}) values {values_sql}")
+    con.execute("update staging.customers set _batch = nextval('meta.batches') "
+                "where _batch is null")
 
 
 def record(
@@ -505,9 +508,8 @@ def test_dedupe_report_matches_hand_count(con, tmp_path: Path):
     )
     con.execute(
         """
-        insert into core.customer_identity values
-            ('A', 1, null, null), ('B', 1, null, null), ('C', 2, null, null),
-            ('D', 3, null, null), ('E', 3, null, null);
+        insert into core.customer_identity (source_customer_id, customer_id) values
+            ('A', 1), ('B', 1), ('C', 2), ('D', 3), ('E', 3);
         """
     )
     truth = tmp_path / "truth.csv"

@@ -23,6 +23,7 @@ from crm_assets.identity import resolve_customer_id, resolve_identity
 from crm_assets.ingest.loader import load_source
 from crm_assets.project import external_tables
 from crm_assets.warehouse import ensure_framework_tables, prepare_connection
+from crm_assets.warehouse.contacts import check_contacts
 from crm_assets.warehouse.models import materialize_model
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,7 @@ def _stage_and_resolve(con, input_dir: Path) -> None:
     by_table = catalog.by_table()
     for table in ("stores", "customers"):
         load_source(con, table, input_dir)
+    check_contacts(con, "test")
     for table in ("staging.stores", "staging.customers"):
         materialize_model(con, by_table[table], run_id="test")
     resolve_identity(con)

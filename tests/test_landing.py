@@ -13,13 +13,12 @@ import dagster as dg
 import pytest
 from conftest import TINY, make_project
 
+from crm_assets.defs.partitions import AS_OF_TAG
 from crm_assets.defs.resources import Warehouse
 from crm_assets.defs.sensors import FILES_TAG, SENSOR_NAME
 from crm_assets.ingest.files import LANDING_SETTLE_SECONDS
 from crm_assets.ingest.landing import scan_landing
 from crm_assets.ingest.loader import load_source
-
-K = dg.AssetKey
 
 
 def drop(path: Path, source: Path | bytes, age_seconds: float = 60) -> None:
@@ -58,16 +57,14 @@ def test_dropped_files_load_once_and_a_second_tick_does_nothing(landed):
 
     requests, cursor = tick(defs, project.instance, None)
     assert len(requests) == 1
-    selected = set(requests[0].asset_selection)
-    assert {K(["raw", t]) for t in ("customers", "orders", "stores")} <= selected
-    assert {K(["staging", "orders"]), K(["core", "orders"]),
-            K(["segments", "croissant_buyers"])} <= selected
-    assert not any(k.path[0] == "events" for k in selected)  # nightly_events does those
+    # the nightly run for the last complete business day, as the schedule would launch it
+    yesterday = project.settings.yesterday().isoformat()
+    assert (requests[0].partition_key, requests[0].tags[AS_OF_TAG]) == (yesterday, yesterday)
     assert requests[0].tags[FILES_TAG] == ("customers.csv, order_items.csv, orders.csv, "
                                            "products.csv, stores.csv")
 
-    result = defs.resolve_job_def("refresh_segments").execute_in_process(
-        instance=project.instance, asset_selection=requests[0].asset_selection,
+    result = defs.resolve_job_def("nightly").execute_in_process(
+        instance=project.instance, partition_key=requests[0].partition_key,
         tags=requests[0].tags, raise_on_error=False)
     assert result.success
     # the freshness checks ran after the raw assets, the accounting checks with staging
@@ -79,15 +76,9 @@ def test_dropped_files_load_once_and_a_second_tick_does_nothing(landed):
         ("landing/customers.csv", 5), ("landing/order_items.csv", 9), ("landing/orders.csv", 7),
         ("landing/products.csv", 3), ("landing/stores.csv", 2)]
     assert project.scalar("SELECT count(*) FROM core.orders") == 5
-
-    # the whole nightly segments job (what nightly_segments runs) on a warehouse where no event
-    # partition was ever built: it reads no event table
-    nightly = defs.resolve_job_def("refresh_segments").execute_in_process(
-        instance=project.instance, raise_on_error=False)
-    assert nightly.success
-    built = {e.asset_key.path[0] for e in nightly.get_asset_materialization_events()}
-    assert built == {"raw", "core", "staging", "segments", "marts", "serving"}
-    assert project.scalar("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'events'") == 0
+    built = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert built == {"raw", "staging", "core", "segments", "events", "exports", "marts",
+                     "serving"}
 
     # nothing new: no run
     again, cursor = tick(defs, project.instance, cursor)
@@ -103,17 +94,24 @@ def test_dropped_files_load_once_and_a_second_tick_does_nothing(landed):
         ("landing/orders.csv", True), ("landing/orders/resent.csv", True)]
     assert project.scalar("SELECT count(*) FROM raw.orders") == 7
 
-    # a new increment of one table: a run of that table and what depends on it
+    # a new increment of one table: another nightly run, which stages just its rows
     drop(landing / "orders_2025-03-13.csv",
          b"order_id,customer_id,store_id,ordered_at,channel,status,total_amount\n"
          b"O8,C1,S1,2025-03-13 10:00:00,app,completed,99.00\n")
     increment, cursor = tick(defs, project.instance, cursor)
     assert len(increment) == 1
-    keys = set(increment[0].asset_selection)
-    assert K(["raw", "orders"]) in keys and K(["core", "orders"]) in keys
-    assert K(["raw", "customers"]) not in keys and K(["staging", "customers"]) not in keys
     assert increment[0].tags[FILES_TAG] == "orders_2025-03-13.csv"
     assert increment[0].run_key != requests[0].run_key
+    result = defs.resolve_job_def("nightly").execute_in_process(
+        instance=project.instance, partition_key=increment[0].partition_key,
+        tags=increment[0].tags, raise_on_error=False)
+    assert result.success
+    staged = {e.asset_key.to_user_string(): e.materialization.metadata
+              for e in result.get_asset_materialization_events()}
+    assert staged["staging/orders"]["judged_rows"].value == 1  # the new row, nothing else
+    assert staged["staging/orders"]["new_files"].value == 1
+    assert staged["staging/customers"]["judged_rows"].value == 0
+    assert project.scalar("SELECT count(*) FROM core.orders") == 6
 
 
 def test_sensor_waits_for_a_file_still_being_written_and_never_opens_the_warehouse(tmp_path):

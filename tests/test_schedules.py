@@ -33,21 +33,19 @@ def _request(defs: dg.Definitions, name: str, at: datetime) -> dg.RunRequest:
     return result.run_requests[0]
 
 
-def test_nightly_runs_ask_for_the_previous_business_day(defs):
-    # 02:30 in Moscow on 1 July is still 30 June in UTC (23:30): the day is Moscow's
-    events = _request(defs, "nightly_events", datetime(2026, 7, 1, 2, 30, tzinfo=MOSCOW))
-    assert (events.partition_key, events.tags[AS_OF_TAG]) == ("2026-06-30", "2026-06-30")
-    segments = _request(defs, "nightly_segments", datetime(2026, 7, 1, 2, 0, tzinfo=MOSCOW))
-    assert segments.partition_key is None and segments.tags[AS_OF_TAG] == "2026-06-30"
+def test_the_nightly_run_asks_for_the_previous_business_day(defs):
+    # 02:00 in Moscow on 1 July is still 30 June in UTC (23:00): the day is Moscow's
+    night = _request(defs, "nightly", datetime(2026, 7, 1, 2, 0, tzinfo=MOSCOW))
+    assert (night.partition_key, night.tags[AS_OF_TAG]) == ("2026-06-30", "2026-06-30")
     # the first day of a month asks for the last day of the previous one
-    assert _request(defs, "nightly_events",
-                    datetime(2026, 3, 1, 2, 30, tzinfo=MOSCOW)).partition_key == "2026-02-28"
+    assert _request(defs, "nightly",
+                    datetime(2026, 3, 1, 2, 0, tzinfo=MOSCOW)).partition_key == "2026-02-28"
 
 
 def test_schedules_ship_stopped_in_the_business_time_zone(defs):
-    expected = {"nightly_segments": ("0 2 * * *", "refresh_segments"),
-                "nightly_events": ("30 2 * * *", "daily_events"),
+    expected = {"nightly": ("0 2 * * *", "nightly"),
                 "hourly_freshness": ("15 * * * *", "check_freshness")}
+    assert {s.name for s in defs.get_repository_def().schedule_defs} == set(expected)
     for name, (cron, job) in expected.items():
         schedule = defs.resolve_schedule_def(name)
         assert (schedule.cron_schedule, schedule.job_name) == (cron, job)
@@ -58,8 +56,7 @@ def test_schedules_ship_stopped_in_the_business_time_zone(defs):
 def test_jobs_run_their_steps_in_the_run_process(defs):
     """A step process would re-import and re-load the project for each asset, and DuckDB's single
     writer (the pool of 1) leaves no parallelism for it to buy."""
-    for job in ("build_all", "refresh_segments", "daily_events", "check_freshness",
-                "rebuild_segment_history"):
+    for job in ("nightly", "build_all", "check_freshness", "rebuild_segment_history"):
         assert defs.resolve_job_def(job).executor_def.name == dg.in_process_executor.name
 
 
@@ -77,6 +74,5 @@ def test_the_code_location_loads_as_dagster_dev_loads_it(tmp_path):
     assert done.returncode == 0, done.stderr
     jobs = {line.split(": ", 1)[1] for line in done.stdout.splitlines()
             if line.startswith("Job: ")}
-    assert jobs >= {"build_all", "refresh_segments", "daily_events", "check_freshness",
-                    "rebuild_segment_history"}
+    assert jobs >= {"nightly", "build_all", "check_freshness", "rebuild_segment_history"}
     assert "BetaWarning" not in done.stderr

@@ -14,6 +14,7 @@ from crm_assets.identity import dedupe_report, resolve_identity
 from crm_assets.ingest.loader import load_source
 from crm_assets.project import external_tables
 from crm_assets.warehouse import ensure_framework_tables, prepare_connection
+from crm_assets.warehouse.contacts import check_contacts
 from crm_assets.warehouse.models import materialize_model
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,7 @@ def resolved(tmp_path_factory):
     for table in ("stores", "customers"):
         load_source(con, table, SEEDS)
     by_table = load_catalog(PROJECT / "sql", external_tables()).by_table()
+    check_contacts(con, "test")
     for table in ("staging.stores", "staging.customers"):
         materialize_model(con, by_table[table], run_id="test")
     resolve_identity(con)

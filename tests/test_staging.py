@@ -26,7 +26,7 @@ from crm_assets.ingest.loader import load_all_sources, load_source_file
 from crm_assets.project import load_project_catalog
 from crm_assets.settings import load_settings
 from crm_assets.warehouse.accounting import account_rows
-from crm_assets.warehouse.models import materialize_model
+from crm_assets.warehouse.models import materialize_model, stage_all
 
 STAGING = FIXTURES / "staging"
 TABLES = ("stores", "products", "customers", "orders", "order_items", "interactions", "sessions")
@@ -43,9 +43,7 @@ def stage_folder(folder: Path, warehouse: Path) -> None:
     catalog = load_project_catalog(settings)
     with Warehouse(database=str(warehouse), business_timezone="Europe/Moscow").connect() as con:
         load_all_sources(con, folder)
-        for d in catalog.definitions:
-            if d.layer == "staging":
-                materialize_model(con, d, run_id="test")
+        stage_all(con, catalog.definitions, run_id="test")
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:

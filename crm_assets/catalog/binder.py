@@ -175,6 +175,7 @@ class Binder:
     def __init__(self, validator: Validator, schemas: dict[str, Schema]):
         self.validator = validator
         self.schemas = schemas
+        self.external = frozenset(schemas)  # tables Python code writes, not SQL files
         self.created: set[str] = set()
         self.used: set[tuple] = set()  # the schema-cache keys this load used (for the disk cache)
         self.bound = 0  # definitions bound by DuckDB (not found in a cache)
@@ -282,6 +283,7 @@ class _Schemas:
         for name in dupes:
             self.add(d, d.select_offset, f"duplicate output column '{name}' (from a * expansion)")
         missing = self._required_columns(d, types) | self._staging_contract(d, types)
+        missing |= self._references(d, types) | self._incremental(d, types)
         if missing or dupes:
             self.broken.add(d.table)
         for column in d.grain:
@@ -322,6 +324,75 @@ class _Schemas:
                                    f"'{column}', to pick the latest version of each grain")
                 missing.add(column)
         return missing
+
+
+    def _columns(self, table: str) -> set[str]:
+        return {n.lower() for n, _ in self.binder.schemas.get(table, ())}
+
+    def _references(self, d: Definition, types: dict[str, str]) -> set[str]:
+        """Staging keeping versions: every staging table it reads is named in ``references``,
+        by an output column holding that table's one-column grain."""
+        if not d.keeps_versions:
+            if d.references:
+                self.add(d, d.positions.get("references", (1, 1)), "'references' is for staging "
+                         "models that output '_problem' (whose rows are judged incrementally)")
+                return {"references"}
+            return set()
+        where, bad = d.positions.get("references", d.positions.get("grain", (1, 1))), set()
+        for column, table in d.references.items():
+            if column.lower() not in types:
+                self.add(d, where, f"references: '{column}' is not an output column")
+                bad.add("references")
+            if table not in d.deps or not table.startswith("staging."):
+                self.add(d, where, f"references: {table} must be a staging table this query "
+                                   "reads")
+                bad.add("references")
+        named = set(d.references.values())
+        for dep in d.deps:
+            if (dep.startswith("staging.") and dep not in named and dep != d.table
+                    and dep not in self.binder.external):
+                self.add(d, d.dep_offsets.get(dep, d.select_offset),
+                         f"{d.table} reads {dep}: say in the header which output column holds "
+                         f"its key (references: {{column: {dep}}}), so that a change of a key "
+                         "there judges the rows holding it here again")
+                bad.add("references")
+        return bad
+
+    def _incremental(self, d: Definition, types: dict[str, str]) -> set[str]:
+        """``incremental``: a model with a grain, merged from tables that carry ``_batch``."""
+        spec = d.incremental
+        if spec is None:
+            return set()
+        where = d.positions.get("incremental", (1, 1))
+        problems: list[str] = []
+        if d.kind != "model" or d.layer == "staging":
+            problems.append("only a model after staging is merged by key (staging judges new "
+                            "rows by itself)")
+        if not d.grain:
+            problems.append("an incremental model needs a grain (its merge key)")
+        source_columns = self._columns(spec.source)
+        if spec.source not in d.deps:
+            problems.append(f"from: {spec.source} is not a table this query reads")
+        elif not {g.lower() for g in d.grain} <= source_columns:
+            problems.append(f"from: {spec.source} must hold the grain columns "
+                            f"{', '.join(d.grain)}")
+        for table, column in spec.via.items():
+            if table not in d.deps:
+                problems.append(f"via: {table} is not a table this query reads")
+            elif column.lower() not in source_columns & self._columns(table):
+                problems.append(f"via: '{column}' must be a column of both {spec.source} "
+                                f"and {table}")
+        for table in [spec.source, *spec.via]:
+            if table in self.binder.schemas and "_batch" not in self._columns(table):
+                problems.append(f"{table} does not record which batch wrote each row (_batch): "
+                                "it cannot tell what is new")
+        if spec.removed:
+            table, _, column = spec.removed.rpartition(".")
+            if column.lower() not in self._columns(table):
+                problems.append(f"removed: {spec.removed} is not a known table.column")
+        for message in problems:
+            self.add(d, where, f"incremental: {message}")
+        return {"incremental"} if problems else set()
 
 
 def build_schemas(binder: Binder, catalog_defs: list[Definition], skip: set[str]

@@ -51,6 +51,13 @@ _HEADER_TYPES = (
         isinstance(t, str) for t in v)), "a column name or a list of them"),
     ("columns", lambda v: isinstance(v, dict), "a mapping of column: description"),
     ("tests", lambda v: isinstance(v, list), "a list of tests"),
+    ("references", lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(t, str) for k, t in v.items()),
+     "a mapping of column: staging table"),
+    ("incremental", lambda v: isinstance(v, dict) and isinstance(v.get("from"), str)
+     and set(v) <= {"from", "via", "removed"} and isinstance(v.get("via") or {}, dict)
+     and isinstance(v.get("removed") or "", str),
+     "{from: table, via: {table: column}, removed: table.column}"),
 )
 
 

@@ -57,6 +57,23 @@ class CatalogError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+@dataclass(frozen=True)
+class Incremental:
+    """A model merged by its grain instead of rebuilt: which keys change when.
+
+    Attributes:
+        source: the table its rows come from, holding the grain columns: the keys of its rows
+            written since the model last ran are computed again, from those rows only.
+        via: other tables the query joins to ``source``, each by one column present in both: a
+            row of theirs written since makes the ``source`` rows holding its value change.
+        removed: ``table.column`` of keys that disappear (merged away): deleted from the model.
+    """
+
+    source: str
+    via: dict[str, str]
+    removed: str | None = None
+
+
 @dataclass
 class Definition:
     """One SQL file: its header, its query, what it reads and what it produces.
@@ -112,11 +129,43 @@ class Definition:
         return self.layer == "staging" and any(n in REJECT_COLUMNS for n, _ in self.schema)
 
     @property
+    def keeps_versions(self) -> bool:
+        """A staging model that outputs ``_problem``: the latest version of each grain key is
+        kept, and a night judges only new raw rows (:mod:`crm_assets.warehouse.staging`)."""
+        return self.layer == "staging" and any(n == "_problem" for n, _ in self.schema)
+
+    @property
+    def incremental(self) -> Incremental | None:
+        """How a model is merged by key instead of rebuilt (its header's ``incremental``)."""
+        spec = self.header.get("incremental")
+        if not isinstance(spec, dict) or not isinstance(spec.get("from"), str):
+            return None
+        via = spec.get("via") or {}
+        return Incremental(source=spec["from"].lower(),
+                           via={str(t).lower(): str(c) for t, c in via.items()}
+                           if isinstance(via, dict) else {},
+                           removed=str(spec["removed"]) if spec.get("removed") else None)
+
+    @property
+    def references(self) -> dict[str, str]:
+        """Staging: output column -> the staging table whose key it holds (header
+        ``references``): a change of that key judges the rows holding it again."""
+        refs = self.header.get("references") or {}
+        return {str(c): str(t).lower() for c, t in refs.items()} if isinstance(refs, dict) else {}
+
+    @property
+    def batched(self) -> bool:
+        """Whether the table carries ``_batch`` (the batch that last wrote each row), so tables
+        reading it can take in only what is new to them."""
+        return self.keeps_versions or self.incremental is not None
+
+    @property
     def published_schema(self) -> Schema:
-        """The columns of the table the factory writes (without the reject columns)."""
-        if not self.splits_rejects:
-            return list(self.schema)
-        return [(n, t) for n, t in self.schema if n not in REJECT_COLUMNS]
+        """The columns of the table the factory writes: without the reject columns, with
+        ``_batch`` when the table is written incrementally."""
+        columns = [(n, t) for n, t in self.schema if not self.splits_rejects
+                   or n not in REJECT_COLUMNS]
+        return columns + [("_batch", "BIGINT")] if self.batched else columns
 
     @property
     def ast(self) -> exp.Expression | None:

@@ -22,7 +22,13 @@ from crm_assets.cli.inspect import (
     cmd_versions,
 )
 from crm_assets.cli.instance import cmd_dev
-from crm_assets.cli.run import cmd_build, cmd_generate, cmd_plan, cmd_segment_history
+from crm_assets.cli.run import (
+    cmd_build,
+    cmd_generate,
+    cmd_nightly,
+    cmd_plan,
+    cmd_segment_history,
+)
 from crm_assets.tools.dialects import TARGETS
 
 
@@ -44,7 +50,14 @@ def _add_run_commands(sub) -> None:
         p.add_argument("--first-day", help="first event partition (default: partition_start)")
         p.add_argument("--last-day", help="last event partition (default: the as-of date)")
         p.add_argument("--days", type=int, default=7, help="days of event counts to print")
+        if not demo:
+            p.add_argument("--full-refresh", action="store_true",
+                           help="compute every incremental table from raw again")
         p.set_defaults(func=lambda a, demo=demo: cmd_build(a, demo=demo))
+
+    p = sub.add_parser("nightly", help="the nightly run for one day, as the schedule launches it")
+    p.add_argument("--day", help="the business day (YYYY-MM-DD, default yesterday)")
+    p.set_defaults(func=cmd_nightly)
 
     p = sub.add_parser("segment-history",
                        help="rebuild segments' membership history from a past day (backfill)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from crm_assets.catalog import CatalogError
 from crm_assets.cli.inspect import print_summary, reading
 from crm_assets.cli.instance import ensure_dagster_home
 from crm_assets.defs.definitions import build_definitions
-from crm_assets.defs.runs import build_all, rebuild_history
+from crm_assets.defs.runs import build_all, nightly, rebuild_history
 from crm_assets.settings import Settings, load_settings
 from crm_assets.tools.plan import apply_plan, make_plan
 from crm_assets.warehouse.connection import WarehouseBusy, connect
@@ -33,7 +34,8 @@ def cmd_build(args: argparse.Namespace, demo: bool = False) -> int:
         settings.demo_as_of if demo else settings.yesterday())
     first = date.fromisoformat(args.first_day) if args.first_day else settings.partition_start
     last = date.fromisoformat(args.last_day) if args.last_day else day
-    result = build_all(settings, as_of=day, first_day=first, last_day=last)
+    result = build_all(settings, as_of=day, first_day=first, last_day=last,
+                       full_refresh=getattr(args, "full_refresh", False))
     if result.success and demo:  # and half a year of weekly segment history, for sizes over time
         result = rebuild_history(settings, None, first=day - timedelta(weeks=26), last=day,
                                  every_days=7)
@@ -41,6 +43,21 @@ def cmd_build(args: argparse.Namespace, demo: bool = False) -> int:
         print(result.error, file=sys.stderr)
         return 1
     return print_summary(settings, days=args.days)
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    """The nightly run for ``--day`` (default yesterday, business time), as the schedule runs it."""
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    day = date.fromisoformat(args.day) if args.day else settings.yesterday()
+    started = time.perf_counter()
+    result = nightly(settings, day)
+    if not result.success:
+        print(result.error, file=sys.stderr)
+        return 1
+    print(f"nightly run for {day} done in {time.perf_counter() - started:.1f} s "
+          f"(run {result.run_id})")
+    return 0
 
 
 def cmd_segment_history(args: argparse.Namespace) -> int:

@@ -10,17 +10,17 @@ from __future__ import annotations
 import dagster as dg
 
 from crm_assets.defs.checks import build_freshness_checks
+from crm_assets.defs.contacts import build_contact_checks
 from crm_assets.defs.identity import build_identity_asset
-from crm_assets.defs.jobs import build_jobs
+from crm_assets.defs.jobs import NIGHTLY, build_jobs
 from crm_assets.defs.marts import build_event_daily_counts
 from crm_assets.defs.partitions import daily_partitions
 from crm_assets.defs.raw import build_raw_assets
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.defs.schedules import build_schedules
-from crm_assets.defs.sensors import build_landing_sensor, landing_targets
+from crm_assets.defs.sensors import build_landing_sensor
 from crm_assets.defs.serving import build_serving_asset, build_trigger_exports
 from crm_assets.defs.sql_assets import build_catalog_assets, producers
-from crm_assets.ingest.contracts import SOURCES
 from crm_assets.project import load_project_catalog
 from crm_assets.settings import Settings, load_settings
 
@@ -34,6 +34,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     partitions_def = daily_partitions(settings)
     assets = [
         *build_raw_assets(settings),
+        build_contact_checks(),
         build_identity_asset(settings),
         *build_catalog_assets(catalog, producers(catalog), settings, partitions_def),
         build_event_daily_counts(catalog),
@@ -41,9 +42,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     ]
     assets.append(build_serving_asset(settings, assets))
     freshness_checks = build_freshness_checks(settings, pool=POOL)
-    jobs = build_jobs(catalog, settings, assets, freshness_checks, partitions_def)
-    landing = build_landing_sensor(settings.landing_dir, jobs["refresh_segments"],
-                                   landing_targets(assets, SOURCES))
+    jobs = build_jobs(catalog, settings, freshness_checks, partitions_def)
+    landing = build_landing_sensor(settings, jobs[NIGHTLY])
     return dg.Definitions(
         # One process per run, not per step: DuckDB takes one writer, so the pool runs the steps
         # one at a time anyway, and a process per step re-imports and re-loads the project

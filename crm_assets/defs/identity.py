@@ -3,6 +3,7 @@
 import dagster as dg
 
 from crm_assets.defs.metadata import table_schema
+from crm_assets.defs.partitions import is_full_refresh
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.defs.sql_assets import IDENTITY_KEY
 from crm_assets.identity.report import dedupe_report, report_markdown
@@ -24,7 +25,7 @@ def build_identity_asset(settings: Settings) -> dg.AssetsDefinition:
         truth = settings.input_dir / "_truth" / "customers.csv"
         quality: dict = {}
         with warehouse.connect() as con:
-            stats = resolve_identity(con)
+            stats = resolve_identity(con, full=is_full_refresh(context))
             if truth.exists():  # demo and generated data carry ground truth
                 report = dedupe_report(con, truth)
                 quality = {"pairwise_precision": report[0]["precision"],

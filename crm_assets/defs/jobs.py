@@ -1,9 +1,9 @@
 """The project's jobs: what runs together, and the segment-history backfill.
 
-* ``build_all``: everything (ingest, staging, identity, core, segments, events, marts, serving).
-* ``refresh_segments``: everything but the day-partitioned events and what reads them (segments
-  as of a date); the ``nightly_segments`` schedule and the ``landing`` sensor run it.
-* ``daily_events``: one range of event days, what the events read and what reads them.
+* ``nightly``: everything, for one business day (the ``nightly`` schedule, ``crm nightly`` and the
+  ``landing`` sensor launch it); no asset runs twice, and each takes in only what changed.
+* ``build_all``: everything, for a range of event days (``crm build``, ``crm demo``); with the run
+  tag ``crm/full_refresh=true``, every incremental step computes everything from raw again.
 * ``check_freshness``: only the raw tables' freshness checks.
 * ``rebuild_segment_history``: recompute segments' membership history from a past day.
 
@@ -19,7 +19,6 @@ import dagster as dg
 
 from crm_assets.catalog import Catalog
 from crm_assets.defs.resources import POOL, Warehouse
-from crm_assets.defs.serving import SERVING_KEY
 from crm_assets.settings import Settings
 from crm_assets.warehouse.segments import (
     SegmentHistoryError,
@@ -27,28 +26,24 @@ from crm_assets.warehouse.segments import (
     rebuild_segment_history,
 )
 
+NIGHTLY = "nightly"
 
-def build_jobs(catalog: Catalog, settings: Settings, assets: list[dg.AssetsDefinition],
-               freshness_checks: dg.AssetChecksDefinition,
+
+def build_jobs(catalog: Catalog, settings: Settings, freshness_checks: dg.AssetChecksDefinition,
                partitions_def: dg.PartitionsDefinition) -> dict[str, object]:
-    """Every job of the project over ``assets``, by name."""
-    events = dg.AssetSelection.assets(*[a.key for a in assets if a.partitions_def is not None])
+    """Every job of the project, by name."""
     everything = dg.AssetSelection.all()
-    # what reads events (event_daily_counts) runs with them: on a new warehouse the nightly
-    # segments run comes before any event partition exists
-    serving = dg.AssetSelection.assets(SERVING_KEY)  # publishes whatever exists
     jobs = [
         dg.define_asset_job(
+            NIGHTLY, selection=everything, partitions_def=partitions_def,
+            description="Every night, for one business day: new files -> staging -> identity -> "
+                        "core -> that day's events and the earlier days whose rows changed -> "
+                        "segments as of the day -> marts -> trigger exports -> BI snapshot. "
+                        "Each step takes in only what changed since it last ran."),
+        dg.define_asset_job(
             "build_all", selection=everything,
-            description="Ingest, clean, resolve identities, segments, events and marts."),
-        dg.define_asset_job(
-            "refresh_segments", selection=everything - events.downstream() | serving,
-            description="Everything except the day-partitioned events and what reads them "
-                        "(segments as of a date)."),
-        dg.define_asset_job(
-            "daily_events", selection=events.upstream() | events.downstream(),
-            partitions_def=partitions_def,
-            description="One day of events, what they read and what reads them."),
+            description="Everything, for a range of event days (crm build, crm demo, "
+                        "crm plan --apply); with crm/full_refresh=true, from raw again."),
         dg.define_asset_job(
             "check_freshness", selection=dg.AssetSelection.checks(freshness_checks),
             description="Only the raw tables' freshness checks (hours since a new file)."),

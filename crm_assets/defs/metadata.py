@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import date
 
 import dagster as dg
 
@@ -29,6 +30,39 @@ def table_schema(schema: Schema, docs: Mapping[str, str] | None = None) -> dg.Ta
     docs = docs or {}
     return dg.TableSchema(columns=[dg.TableColumn(name=n, type=t, description=docs.get(n))
                                    for n, t in schema])
+
+
+def definition_metadata(d: Definition) -> dict:
+    """What does not change from one materialisation of ``d`` to the next."""
+    return {
+        "dagster/column_schema": table_schema(d.published_schema, d.column_docs),
+        "dagster/table_name": d.table,
+        "sql": dg.MetadataValue.md(f"```sql\n{d.body.strip()}\n```"),
+        "upstream_tables": dg.MetadataValue.json(d.deps),
+    }
+
+
+def report_days(context: dg.AssetExecutionContext, rows_by_day: Mapping[date, int],
+                late_days: list[date], last_day_metadata: dict | None = None) -> None:
+    """Each day of the run's range records its own row count; a day before the range rebuilt
+    because its rows changed (late data, a merge) is recorded as a materialisation of its own;
+    ``last_day_metadata`` (column lineage) goes on the range's last day only."""
+    keys = context.partition_keys
+    for key in keys:
+        context.add_asset_metadata(
+            {"dagster/row_count": int(rows_by_day.get(date.fromisoformat(key), 0))},
+            partition_key=key)
+    if last_day_metadata and keys:
+        context.add_asset_metadata(last_day_metadata, partition_key=keys[-1])
+    for day in late_days:
+        context.log_event(dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=day.isoformat(),
+            description="rebuilt: its rows changed since it was built (late data or a merge)",
+            metadata={"dagster/row_count": int(rows_by_day.get(day, 0)),
+                      "rebuilt_late": True}))
+    if late_days:
+        context.log.info(f"{len(late_days)} earlier day(s) rebuilt: "
+                         f"{', '.join(d.isoformat() for d in late_days[:20])}")
 
 
 def common_metadata(d: Definition, rows: int) -> dict:
@@ -57,7 +91,8 @@ def lineage_metadata(d: Definition, upstream_schemas: Mapping[str, Schema] | Non
     if upstream_schemas is None:
         return {}
     try:
-        traced = column_lineage(d, upstream_schemas, [n for n, _ in d.published_schema])
+        traced = column_lineage(d, upstream_schemas,
+                                [n for n, _ in d.published_schema if n != "_batch"])
         for column, reason in traced.errors.items():
             logger.warning(f"column lineage of {d.table}.{column} skipped: {reason}")
         deps = dict(traced.deps)

@@ -9,6 +9,10 @@ from crm_assets.settings import Settings
 AS_OF_TAG = "crm/as_of_date"
 """Run tag carrying the as-of date of segments (``YYYY-MM-DD``); default: yesterday (business)."""
 
+FULL_REFRESH_TAG = "crm/full_refresh"
+"""Run tag ``true``: every incremental step computes everything from raw again (``crm build
+--full-refresh``), as dbt's ``--full-refresh`` does."""
+
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     """Days from ``partition_start`` to yesterday, cut at midnight in the business time zone."""
@@ -32,3 +36,8 @@ def resolve_as_of(context: dg.AssetExecutionContext | dg.OpExecutionContext,
         except ValueError as err:
             raise dg.Failure(f"run tag {AS_OF_TAG}={tag!r} is not a YYYY-MM-DD date") from err
     return settings.yesterday()
+
+
+def is_full_refresh(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> bool:
+    """Whether the run asks every incremental step to compute everything again."""
+    return context.run.tags.get(FULL_REFRESH_TAG, "").lower() in ("true", "1", "yes")

@@ -1,15 +1,24 @@
 """What leaves the warehouse, as assets: the BI snapshot and the trigger exports."""
 
-from datetime import timedelta
+from datetime import date
 
 import dagster as dg
 
 from crm_assets.catalog import Catalog, Definition
-from crm_assets.defs.metadata import asset_key
+from crm_assets.defs.metadata import asset_key, report_days
 from crm_assets.defs.resources import POOL, Warehouse
-from crm_assets.serving.exports import TRIGGER_TAG, export_folder, write_trigger_exports
+from crm_assets.serving.exports import (
+    TRIGGER_TAG,
+    days_to_export,
+    export_folder,
+    write_trigger_exports,
+)
 from crm_assets.serving.snapshot import SERVED_SCHEMAS, VIEWS_FILE, publish
 from crm_assets.settings import Settings
+from crm_assets.warehouse.state import latest_build, set_watermark, watermark
+from crm_assets.warehouse.tables import BUILT_VERSIONS
+
+BUILDS = BUILT_VERSIONS.name
 
 SERVING_KEY = dg.AssetKey(["serving", "snapshot"])
 
@@ -26,7 +35,10 @@ def build_serving_asset(settings: Settings, assets: list[dg.AssetsDefinition]
                           "views over Parquet), swapped in atomically; no run ever opens it.")
     def _snapshot(context: dg.AssetExecutionContext, warehouse: Warehouse):
         with warehouse.connect() as con:
-            result = publish(con, settings.serving_path)
+            built = latest_build(con)
+            result = publish(con, settings.serving_path,
+                             since=watermark(con, SERVING_KEY.to_user_string(), BUILDS))
+            set_watermark(con, SERVING_KEY.to_user_string(), BUILDS, built)
         context.log.info(f"published {result.tables} tables to {result.path}: "
                          f"{result.files_written} Parquet files written, "
                          f"{result.files_reused} unchanged, {result.files_removed} removed")
@@ -57,13 +69,12 @@ def _trigger_export(d: Definition, settings: Settings, partitions_def: dg.Partit
               description=f"Who met {d.table} each day and may be e-mailed (a contact and e-mail "
                           f"consent): {folder}/<day>.csv, for the trigger chain it feeds.")
     def _export(context: dg.AssetExecutionContext, warehouse: Warehouse):
-        window = context.partition_time_window
-        first, end = window.start.date(), window.end.date()
-        days = [first + timedelta(days=i) for i in range((end - first).days)]
+        window = [date.fromisoformat(key) for key in context.partition_keys]
         with warehouse.connect() as con:
-            written = write_trigger_exports(con, d.name, folder, days)
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": sum(written.values()), "days": len(days),
-            "path": dg.MetadataValue.path(str(folder / f"{days[-1]}.csv"))})
+            days, up_to = days_to_export(con, d.name, window)
+            written = write_trigger_exports(con, d.name, folder, days, up_to)
+        report_days(context, written, [day for day in days if day not in window],
+                    {"path": dg.MetadataValue.path(str(folder / f"{window[-1]}.csv"))})
+        return dg.MaterializeResult()
 
     return _export

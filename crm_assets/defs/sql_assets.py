@@ -13,17 +13,25 @@ import dagster as dg
 
 from crm_assets.catalog import Catalog, Definition, Schema
 from crm_assets.defs.checks import DataTest, data_tests, run_data_tests, staging_python_checks
-from crm_assets.defs.metadata import asset_key, common_metadata, lineage_metadata
-from crm_assets.defs.partitions import resolve_as_of
+from crm_assets.defs.metadata import (
+    asset_key,
+    common_metadata,
+    definition_metadata,
+    lineage_metadata,
+    report_days,
+)
+from crm_assets.defs.partitions import is_full_refresh, resolve_as_of
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.functions.registry import set_as_of_date
 from crm_assets.ingest.contracts import SOURCES
 from crm_assets.quoting import literal
 from crm_assets.settings import Settings
 from crm_assets.warehouse.events import EventSchemaError, materialize_event_window
+from crm_assets.warehouse.incremental import materialize_incremental
 from crm_assets.warehouse.models import materialize_model
 from crm_assets.warehouse.segments import SegmentHistoryError, materialize_segment
-from crm_assets.warehouse.tables import FRAMEWORK_TABLES, REJECTS
+from crm_assets.warehouse.staging import materialize_staging
+from crm_assets.warehouse.tables import FRAMEWORK_TABLES
 
 IDENTITY_KEY = dg.AssetKey(["core", "customer_identity"])
 """The asset that writes the identity tables (:mod:`crm_assets.defs.identity`)."""
@@ -76,7 +84,10 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
         tags={t: "" for t in d.tags if t.replace("_", "").isalnum()},
         owners=[d.owner] if d.owner and "@" in str(d.owner) else None,
         check_specs=[t.spec for t in tests] + [c.spec for c in python_checks] or None,
-        metadata={"path": d.display_path, "kind": d.kind, "grain": ", ".join(d.grain)},
+        metadata={"path": d.display_path, "kind": d.kind, "grain": ", ".join(d.grain),
+                  # a day's materialisation records only that day's rows (Dagster copies a
+                  # step's metadata onto every day of its range): what is static is said here
+                  **(definition_metadata(d) if d.kind == "event" else {})},
     )
     spec = _Asset(d, key, tests, settings, lineage)
     if d.kind == "event":
@@ -97,19 +108,16 @@ def _event_asset(a: _Asset, partitions_def: dg.PartitionsDefinition, common: dic
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
         with warehouse.connect() as con:
             try:
-                rows = materialize_event_window(con, d, start, end,
-                                                a.settings.business_timezone, context.run.run_id)
+                run = materialize_event_window(con, d, start, end, a.settings.business_timezone,
+                                               context.run.run_id,
+                                               full_refresh=is_full_refresh(context))
             except EventSchemaError as err:
                 raise dg.Failure(str(err)) from err
-            checks = run_data_tests(
-                con, a.tests, f"(SELECT * FROM {d.table} WHERE occurred_at >= TIMESTAMPTZ "
-                              f"{literal(start.isoformat())} AND occurred_at < TIMESTAMPTZ "
-                              f"{literal(end.isoformat())})")
-        meta = common_metadata(d, rows)
-        meta.update({"window_start": start.isoformat(), "window_end": end.isoformat(),
-                     "days": len(context.partition_keys)})
-        meta.update(a.lineage(context))
-        return dg.MaterializeResult(metadata=meta, check_results=checks or None)
+            days = ", ".join(f"DATE {literal(day.isoformat())}" for day in run.rows_by_day)
+            checks = run_data_tests(con, a.tests, f"(SELECT * FROM {d.table} "
+                                                  f"WHERE event_date IN ({days}))")
+        report_days(context, run.rows_by_day, run.late_days, a.lineage(context))
+        return dg.MaterializeResult(check_results=checks or None)
 
     return _event
 
@@ -140,17 +148,24 @@ def _model_asset(a: _Asset, python_checks: list, common: dict) -> dg.AssetsDefin
 
     @dg.asset(**common)
     def _model(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        full_refresh = is_full_refresh(context)
         with warehouse.connect() as con:
             set_as_of_date(con, resolve_as_of(context, a.settings))
-            rows = materialize_model(con, d, context.run.run_id)
+            if d.keeps_versions:
+                staged = materialize_staging(con, d, context.run.run_id, full_refresh=full_refresh)
+                rows, how = staged.rows, {
+                    "judged_rows": staged.judged, "new_files": staged.new_files,
+                    "written_keys": staged.written, "rejected_rows": staged.rejected,
+                    "full": staged.full}
+            elif d.incremental is not None:
+                merged = materialize_incremental(con, d, context.run.run_id,
+                                                 full_refresh=full_refresh)
+                rows, how = merged.rows, {"merged_keys": merged.keys, "full": merged.full}
+            else:
+                rows, how = materialize_model(con, d, context.run.run_id), {}
             checks = run_data_tests(con, a.tests, d.table)
             checks += [c.evaluate(con) for c in python_checks]
-            meta = common_metadata(d, rows)
-            if d.layer == "staging":
-                meta["rejected_rows"] = con.execute(
-                    f"SELECT count(*) FROM {REJECTS.name} WHERE table_name = ?", [d.name]
-                ).fetchone()[0]
-        meta.update(a.lineage(context))
+        meta = {**common_metadata(d, rows), **how, **a.lineage(context)}
         return dg.MaterializeResult(metadata=meta, check_results=checks or None)
 
     return _model
@@ -163,5 +178,6 @@ def producers(catalog: Catalog) -> dict[str, list[dg.AssetKey]]:
     segments = [asset_key(d.table) for d in catalog.definitions if d.kind == "segment"]
     writers = {"identity": [IDENTITY_KEY], "segments": segments}
     out: dict[str, list[dg.AssetKey]] = {f"raw.{n}": [asset_key(f"raw.{n}")] for n in SOURCES}
-    out.update({t.name: writers[t.written_by] for t in FRAMEWORK_TABLES if t.written_by})
+    out.update({t.name: writers.get(t.written_by, [asset_key(t.name)])
+                for t in FRAMEWORK_TABLES if t.written_by})
     return out

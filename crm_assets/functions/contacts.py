@@ -276,6 +276,22 @@ def _phone_udf(field: str) -> Callable[[pa.Array], pa.Array]:
     return udf
 
 
+def clean_emails(values: pa.Array) -> pa.Table:
+    """For each value as the CRM wrote it: ``email``, ``email_key`` and ``issue``, as the UDFs
+    give them (one library call per distinct normalised value)."""
+    text = _trimmed_or_null(values, lower=True)
+    return pa.table({name: _map_distinct(text, lambda v, i=i: _parse_email(v)[i])
+                     for i, name in enumerate(("email", "email_key", "issue"))})
+
+
+def clean_phones(values: pa.Array) -> pa.Table:
+    """For each value as the CRM wrote it: ``phone`` (E.164) and ``issue``, as the UDFs give
+    them."""
+    text = _phone_text(values)
+    return pa.table({name: _map_distinct(text, lambda v, i=i: _parse_phone(v)[i])
+                     for i, name in enumerate(("phone", "issue"))})
+
+
 _UDFS: dict[str, Callable[[pa.Array], pa.Array]] = {
     "crm_email": _email_udf("email"),
     "crm_email_key": _email_udf("key"),

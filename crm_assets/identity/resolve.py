@@ -59,6 +59,17 @@ import duckdb
 
 from crm_assets.quoting import literal
 from crm_assets.warehouse.connection import transaction
+from crm_assets.warehouse.state import (
+    FRAMEWORK_VERSION,
+    latest_batch,
+    next_batch,
+    set_built_version,
+    set_watermark,
+    watermark,
+)
+
+IDENTITY = "core.customer_identity"
+STAGING = "staging.customers"
 
 MAX_NAMES_PER_CONTACT = 3
 """A contact value seen with more distinct ``name_key`` values than this is shared, not evidence.
@@ -104,21 +115,26 @@ select
     gender,
     birth_date
 from staging.customers
+semi join _identity_hood using (source_customer_id)
 """
 
-_GENERIC_SQL = f"""
-create or replace temp table _identity_shared_contacts as
-select 'email' as kind, email_key as value
-from staging.customers
-where email_key is not null
-group by email_key
-having count(distinct name_key) > {MAX_NAMES_PER_CONTACT} or count(*) > {MAX_RECORDS_PER_CONTACT}
-union all
-select 'phone' as kind, phone as value
-from staging.customers
-where phone is not null
-group by phone
-having count(distinct name_key) > {MAX_NAMES_PER_CONTACT} or count(*) > {MAX_RECORDS_PER_CONTACT}
+_USABLE_SQL = f"""
+create or replace temp table _identity_usable as
+with holders as (
+    select 'email' as kind, email_key as value, name_key
+    from _identity_records
+    where email_key is not null
+    union all
+    select 'phone', phone, name_key
+    from _identity_records
+    where phone is not null
+)
+
+select kind, value
+from holders
+semi join _identity_values using (kind, value)
+group by kind, value
+having count(distinct name_key) <= {MAX_NAMES_PER_CONTACT} and count(*) <= {MAX_RECORDS_PER_CONTACT}
 """
 
 _CONFIRMED_SQL = """
@@ -128,15 +144,13 @@ with candidates as (
     from _identity_records as a
     inner join _identity_records as b
         on a.email_key = b.email_key and a.source_customer_id < b.source_customer_id
-    where a.email_key not in (
-        select value from _identity_shared_contacts where kind = 'email'
-    )
+    where a.email_key in (select value from _identity_usable where kind = 'email')
     union all
     select a.source_customer_id, b.source_customer_id, 'phone'
     from _identity_records as a
     inner join _identity_records as b
         on a.phone = b.phone and a.source_customer_id < b.source_customer_id
-    where a.phone not in (select value from _identity_shared_contacts where kind = 'phone')
+    where a.phone in (select value from _identity_usable where kind = 'phone')
 ),
 
 evidence as (
@@ -181,17 +195,97 @@ where rule is not null
 
 _NODES_SQL = """
 create or replace temp table _identity_nodes as
-with all_records as (
-    select source_customer_id, registered_at from staging.customers
-    union all
-    select ci.source_customer_id, null::timestamptz
+with touched_ids as (
+    select distinct ci.customer_id
     from core.customer_identity as ci
-    where ci.source_customer_id not in (select source_customer_id from staging.customers)
+    semi join _identity_hood using (source_customer_id)
+),
+
+all_records as (
+    select source_customer_id from _identity_hood
+    union
+    select ci.source_customer_id
+    from core.customer_identity as ci
+    semi join touched_ids using (customer_id)
 )
+
 select
-    source_customer_id,
-    row_number() over (order by registered_at nulls last, source_customer_id) as node
-from all_records
+    a.source_customer_id,
+    row_number() over (order by s.registered_at nulls last, a.source_customer_id) as node
+from all_records as a
+left join staging.customers as s using (source_customer_id)
+"""
+
+_SCOPE_SQL = """
+create or replace temp table _identity_changed as
+select source_customer_id from staging.customers where _batch > $since;
+
+create or replace temp table _identity_affected as
+with changed_now as (
+    select email_key, phone from staging.customers semi join _identity_changed
+        using (source_customer_id)
+),
+
+changed_before as (
+    select email_key, phone from meta.identity_evidence semi join _identity_changed
+        using (source_customer_id)
+),
+
+both_sides as (
+    select * from changed_now
+    union all
+    select * from changed_before
+)
+
+select distinct 'email' as kind, email_key as value from both_sides where email_key is not null
+union
+select distinct 'phone', phone from both_sides where phone is not null;
+
+create or replace temp table _identity_scope as
+select source_customer_id from _identity_changed
+union
+select s.source_customer_id from staging.customers as s
+semi join _identity_affected as a on a.kind = 'email' and a.value = s.email_key
+union
+select s.source_customer_id from staging.customers as s
+semi join _identity_affected as a on a.kind = 'phone' and a.value = s.phone;
+
+create or replace temp table _identity_values as
+select distinct 'email' as kind, email_key as value
+from staging.customers semi join _identity_scope using (source_customer_id)
+where email_key is not null
+union
+select distinct 'phone', phone
+from staging.customers semi join _identity_scope using (source_customer_id)
+where phone is not null;
+
+create or replace temp table _identity_hood as
+select source_customer_id from _identity_scope
+union
+select s.source_customer_id from staging.customers as s
+semi join _identity_values as v on v.kind = 'email' and v.value = s.email_key
+union
+select s.source_customer_id from staging.customers as s
+semi join _identity_values as v on v.kind = 'phone' and v.value = s.phone;
+"""
+
+_FULL_SCOPE_SQL = """
+create or replace temp table _identity_changed as
+select source_customer_id from staging.customers;
+
+create or replace temp table _identity_scope as
+select source_customer_id from staging.customers;
+
+create or replace temp table _identity_values as
+select distinct 'email' as kind, email_key as value from staging.customers
+where email_key is not null
+union
+select distinct 'phone', phone from staging.customers where phone is not null;
+
+create or replace temp table _identity_hood as
+select source_customer_id from staging.customers
+union
+select source_customer_id from core.customer_identity;
 """
 
 _EDGES_SQL = """
@@ -278,7 +372,7 @@ select
     coalesce(c.survivor, f.fresh_id) as customer_id,
     c.survivor is null as is_fresh,
     case
-        when m.source_customer_id in (select source_customer_id from staging.customers)
+        when m.source_customer_id in (select source_customer_id from _identity_scope)
             then coalesce(list_extract({rules}, br.priority), '{no_match}')
     end as match_rule
 from members as m
@@ -335,15 +429,21 @@ select
     m.from_customer_id,
     m.to_customer_id,
     ?::timestamptz,
-    'confirmed match: ' || coalesce(e.rules || ' (' || e.example || ')', 'shared component')
+    'confirmed match: ' || coalesce(e.rules || ' (' || e.example || ')', 'shared component'),
+    ?::bigint
 from moving as m
 left join evidence as e using (from_customer_id)
 order by m.from_customer_id
 """
 
 _TEMP_TABLES = (
+    "_identity_changed",
+    "_identity_affected",
+    "_identity_scope",
+    "_identity_values",
+    "_identity_hood",
     "_identity_records",
-    "_identity_shared_contacts",
+    "_identity_usable",
     "_identity_confirmed",
     "_identity_nodes",
     "_identity_edges",
@@ -353,38 +453,71 @@ _TEMP_TABLES = (
 
 
 def resolve_identity(
-    con: duckdb.DuckDBPyConnection, *, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection, *, now: datetime | None = None, full: bool = False
 ) -> dict[str, int]:
-    """Map every record of ``staging.customers`` to a stable ``customer_id``, updating in place.
+    """Resolve the records of ``staging.customers`` written since the last run to stable ids.
+
+    A record written since (new, or a new version of it) is resolved against the existing
+    persons, together with its *neighbourhood*: every record holding a contact it holds or held
+    (``meta.identity_evidence`` keeps what each record held), and the records sharing a contact
+    with those. Outside it nothing can change: a pair of records not in it was confirmed, or not,
+    the same way before, and confirmed pairs already share an id. So the cost follows the new
+    records and their neighbours, and the ids, merges and match rules are those a resolution of
+    every record gives (``full``, the first run, and a full refresh do that).
 
     Runs in one transaction: readers see the identity map either before or after the run, never a
     half-merged state, and a failure leaves both tables untouched. Re-running on unchanged input
-    changes nothing and writes no merge rows.
+    changes nothing and writes no merge rows. Rows written carry the run's ``_batch``.
 
     Args:
         con: Read-write connection to the warehouse, not inside an open transaction.
         now: Timestamp written as ``first_seen_at`` of new records and ``merged_at`` of merges;
             defaults to the current time (UTC). Pass it to make a run reproducible.
+        full: resolve every record, not only those written since the last run.
 
     Returns:
         ``records`` (rows in ``staging.customers``), ``new_records`` (source ids mapped for the
         first time), ``persons`` (distinct ids in ``core.customer_identity`` after the run),
         ``new_ids`` (fresh ids handed out), ``merges`` (merge rows written), ``iterations``
-        (label-propagation rounds).
+        (label-propagation rounds), ``resolved`` (records in the neighbourhood looked at).
     """
     stamp = now if now is not None else datetime.now(UTC)
+    since = watermark(con, IDENTITY, STAGING)
+    seen = latest_batch(con, STAGING)
+    full = full or since == 0
+    batch = next_batch(con)
     with transaction(con):
+        scope = _FULL_SCOPE_SQL if full else _SCOPE_SQL.replace("$since", str(int(since)))
+        for statement in scope.split(";"):
+            if statement.strip():
+                con.execute(statement)
+        (resolved,) = con.execute("select count(*) from _identity_hood").fetchone()
         iterations = _components(con)
-        stats = _assign(con, stamp)
+        stats = _assign(con, stamp, batch)
+        _keep_evidence(con, full)
+        set_watermark(con, IDENTITY, STAGING, seen)
+        set_built_version(con, IDENTITY, FRAMEWORK_VERSION, batch, ["source_customer_id"])
         for table in _TEMP_TABLES:
             con.execute(f"drop table if exists {table}")
-    return {**stats, "iterations": iterations}
+    return {**stats, "iterations": iterations, "resolved": int(resolved)}
+
+
+def _keep_evidence(con: duckdb.DuckDBPyConnection, full: bool) -> None:
+    """What the records just resolved hold, for the next run to know what they held."""
+    if full:
+        con.execute("delete from meta.identity_evidence")
+    else:
+        con.execute("delete from meta.identity_evidence where source_customer_id in "
+                    "(select source_customer_id from _identity_changed)")
+    con.execute("insert into meta.identity_evidence select source_customer_id, name_key, "
+                "email_key, phone from staging.customers semi join _identity_changed "
+                "using (source_customer_id)")
 
 
 def _components(con: duckdb.DuckDBPyConnection) -> int:
     """Confirmed pairs and the persons they make (``_identity_labels``); propagation rounds."""
     con.execute(_RECORDS_SQL)
-    con.execute(_GENERIC_SQL)
+    con.execute(_USABLE_SQL)
     con.execute(_CONFIRMED_SQL)
     con.execute(_NODES_SQL)
     con.execute(_EDGES_SQL)
@@ -402,37 +535,38 @@ def _components(con: duckdb.DuckDBPyConnection) -> int:
             raise RuntimeError(f"label propagation did not converge in {iterations} rounds")
 
 
-def _assign(con: duckdb.DuckDBPyConnection, stamp: datetime) -> dict[str, int]:
+def _assign(con: duckdb.DuckDBPyConnection, stamp: datetime, batch: int) -> dict[str, int]:
     """Ids for the components: survivors kept, merges recorded, new records and ids added."""
     con.execute(_ASSIGN_SQL)
-    (merges,) = con.execute(_MERGES_SQL, [stamp]).fetchone()
+    (merges,) = con.execute(_MERGES_SQL, [stamp, batch]).fetchone()
     con.execute(
         """
         update core.customer_identity as ci
-        set customer_id = a.customer_id
+        set customer_id = a.customer_id, _batch = $batch
         from _identity_assigned as a
         where ci.source_customer_id = a.source_customer_id and ci.customer_id <> a.customer_id
-        """
+        """, {"batch": batch}
     )
     con.execute(
         """
         update core.customer_identity as ci
-        set match_rule = a.match_rule
+        set match_rule = a.match_rule, _batch = $batch
         from _identity_assigned as a
         where ci.source_customer_id = a.source_customer_id
             and a.match_rule is not null
             and ci.match_rule is distinct from a.match_rule
-        """
+        """, {"batch": batch}
     )
     (new_records,) = con.execute(
         """
         insert into core.customer_identity
-        select source_customer_id, customer_id, ?::timestamptz, match_rule
+            (source_customer_id, customer_id, first_seen_at, match_rule, _batch)
+        select source_customer_id, customer_id, ?::timestamptz, match_rule, ?
         from _identity_assigned
         where old_id is null
         order by customer_id, source_customer_id
         """,
-        [stamp],
+        [stamp, batch],
     ).fetchone()
     (new_ids,) = con.execute(
         "select count(distinct customer_id) from _identity_assigned where is_fresh"

@@ -21,6 +21,7 @@ from crm_assets.ingest.files import SourceFile, file_sha256, source_files
 from crm_assets.ingest.reader import read_source_file
 from crm_assets.quoting import identifier
 from crm_assets.warehouse.connection import transaction
+from crm_assets.warehouse.tables import LOADED_FILES
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
         SourceFileError: the file is refused (nothing of it was loaded).
     """
     name = name or path.name
+    stat = path.stat()
     sha = file_sha256(path)
     already = con.execute(
         "SELECT count(*) FROM meta.loaded_files WHERE table_name = ? AND file_sha256 = ?",
@@ -84,8 +86,9 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
                 [name, sha, loaded_at])
         finally:
             con.unregister("_incoming")
-        con.execute("INSERT INTO meta.loaded_files VALUES (?, ?, ?, ?, ?, ?)",
-                    [source.name, name, sha, read.rows.num_rows, loaded_at, run_id])
+        con.execute(f"INSERT INTO {LOADED_FILES.name} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [source.name, name, sha, read.rows.num_rows, loaded_at, run_id,
+                     stat.st_size, stat.st_mtime_ns])
     return LoadResult(source.name, name, read.rows.num_rows, skipped=False,
                       parse_errors=read.parse_errors, ignored_columns=read.ignored_columns,
                       encoding=read.encoding, delimiter=read.delimiter)
@@ -95,6 +98,10 @@ def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
                 *, landing_dir: Path | None = None, run_id: str | None = None,
                 files: Iterable[SourceFile] | None = None) -> SourceLoad:
     """Load every not-yet-loaded file of ``table``, each in its own transaction.
+
+    A file recorded under the same name with the same size and modification time is skipped
+    without being read (a night does not hash the input folder's history again); any other file
+    is hashed, and skipped if those bytes were loaded before.
 
     A refused file does not stop the others: the good ones load, the refused ones are listed in
     :attr:`SourceLoad.refused` (the caller decides to fail) and stay in place for a fixed copy.
@@ -113,7 +120,14 @@ def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
             raise SourceFileError(f"{input_dir / (table + '.csv')}: required source table "
                                   f"'{table}' has no file")
     out = SourceLoad(table)
+    seen = {(r[0], r[1], r[2]) for r in con.execute(
+        f"SELECT source_file, file_size, file_mtime_ns FROM {LOADED_FILES.name} "
+        "WHERE table_name = ?", [table]).fetchall()}
     for f in files:
+        stat = f.path.stat()
+        if (f.name, stat.st_size, stat.st_mtime_ns) in seen:  # loaded as is: not read again
+            out.results.append(LoadResult(source.name, f.name, 0, skipped=True))
+            continue
         try:
             out.results.append(load_source_file(con, source, f.path, name=f.name, run_id=run_id))
         except SourceFileError as err:

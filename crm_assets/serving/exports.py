@@ -4,7 +4,8 @@ An event whose header ``tags`` hold ``trigger`` (``first_purchase`` feeds the we
 for each day built, ``<serving>/exports/<event>/<day>.csv``: who met the event that day and may be
 e-mailed (a contact and e-mail consent, :mod:`~crm_assets.serving.audiences`), with a stable
 target/holdout split seeded by the event's name. Each file appears complete or not at all (written
-beside and renamed), so the e-mail tool never picks up half a file.
+beside and renamed), so the e-mail tool never picks up half a file. A day of the event rebuilt
+later (late data) has its file written again by the next run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import duckdb
 
 from crm_assets.quoting import literal
 from crm_assets.serving.audiences import audience_sql
+from crm_assets.warehouse.state import set_watermark, watermark
+from crm_assets.warehouse.tables import EVENT_DAYS
 
 TRIGGER_TAG = "trigger"
 """An event whose header ``tags`` hold this feeds a trigger chain: its people are exported daily."""
@@ -25,11 +28,26 @@ def export_folder(serving_dir: Path, event: str) -> Path:
     return serving_dir / "exports" / event
 
 
+def days_to_export(con: duckdb.DuckDBPyConnection, event: str, window: list[date]
+                   ) -> tuple[list[date], int]:
+    """The days whose file to write: ``window``, and every day of ``events.<event>`` rebuilt
+    since the last export (late data); and the batch the export is then up to."""
+    consumer, source = f"exports.{event}", f"events.{event}"
+    since, last = watermark(con, consumer, source), con.execute(
+        f"SELECT coalesce(max(batch), 0) FROM {EVENT_DAYS.name} WHERE event = ?",
+        [event]).fetchone()[0]
+    rebuilt = [r[0] for r in con.execute(
+        f"SELECT event_date FROM {EVENT_DAYS.name} WHERE event = ? AND batch > ? "
+        "AND event_date <= ?", [event, since, max(window)]).fetchall()] if window else []
+    return sorted({*window, *rebuilt}), int(last)
+
+
 def write_trigger_exports(con: duckdb.DuckDBPyConnection, event: str, folder: Path,
-                          days: list[date]) -> dict[date, int]:
+                          days: list[date], up_to_batch: int | None = None) -> dict[date, int]:
     """Write ``<folder>/<day>.csv`` for each of ``days``; the people written per day.
 
-    One small ``COPY`` per day (~15 ms each); a day's file is replaced whole.
+    One small ``COPY`` per day (~15 ms each); a day's file is replaced whole. ``up_to_batch``
+    (from :func:`days_to_export`) is recorded as what the export has taken in.
     """
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[date, int] = {}
@@ -39,4 +57,6 @@ def write_trigger_exports(con: duckdb.DuckDBPyConnection, event: str, folder: Pa
         written[day] = int(con.execute(f"COPY ({sql}) TO {literal(str(tmp))} (HEADER)"
                                        ).fetchone()[0])
         tmp.replace(folder / f"{day}.csv")
+    if up_to_batch is not None:
+        set_watermark(con, f"exports.{event}", f"events.{event}", up_to_batch)
     return written

@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 
 from crm_assets.quoting import identifier, literal
+from crm_assets.warehouse.tables import BUILT_VERSIONS, CHANGED_PARTS, EVENT_DAYS, month_column
 
 SERVED_SCHEMAS: tuple[str, ...] = ("core", "segments", "events", "marts")
 """What BI reads: golden records and facts, segments, events and marts (not raw, staging, meta)."""
@@ -58,11 +59,87 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:24]
 
 
-def _served_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    return con.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
-        "current_database() AND NOT temporary AND list_contains(?, schema_name) ORDER BY 1, 2",
-        [list(SERVED_SCHEMAS)]).fetchall()
+def _served_tables(con: duckdb.DuckDBPyConnection) -> list[_Table]:
+    columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for schema, table, column, type_ in con.execute(
+            "SELECT c.schema_name, c.table_name, c.column_name, c.data_type "
+            "FROM duckdb_columns() c JOIN duckdb_tables() t USING (database_name, schema_name, "
+            "table_name) WHERE c.database_name = current_database() AND NOT t.temporary "
+            "AND list_contains(?, c.schema_name) ORDER BY 1, 2, c.column_index",
+            [list(SERVED_SCHEMAS)]).fetchall():
+        columns.setdefault((schema, table), []).append((column, type_))
+    return [_Table(schema, table, cols) for (schema, table), cols in sorted(columns.items())]
+
+
+def _previous_tables(serving_dir: Path) -> dict[str, list[Path]]:
+    """The files each table had in the last publish (none if its manifest is unreadable)."""
+    try:
+        manifest = json.loads((serving_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return {name: [Path(p) for p in files] for name, files in manifest["tables"].items()
+                if all(Path(p).exists() for p in files)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _touched(con: duckdb.DuckDBPyConnection, table: _Table, since: int) -> set[str] | None:
+    """The parts of ``table`` written after batch ``since``: an empty set when it was not
+    rebuilt, ``None`` when it was and which months cannot be told (fingerprint all of it)."""
+    built = con.execute(f"SELECT batch FROM {BUILT_VERSIONS.name} WHERE table_name = ?",
+                        [table.key]).fetchone()
+    if built is None:
+        return None  # a table that does not record its builds
+    if built[0] <= since:
+        return set()
+    names = {c for c, _ in table.columns}
+    if table.schema == "events" and "event_date" in names:
+        return {r[0] for r in con.execute(
+            f"SELECT DISTINCT strftime(event_date, '%Y-%m') FROM {EVENT_DAYS.name} "
+            "WHERE event = ? AND batch > ?", [table.name, since]).fetchall()}
+    if table.part != "'all'":
+        parts = {r[0] for r in con.execute(
+            f"SELECT DISTINCT part FROM {CHANGED_PARTS.name} WHERE table_name = ? "
+            "AND batch > ?", [table.key, since]).fetchall()}
+        return parts if parts and "*" not in parts else None
+    return None
+
+
+def _row_count(con: duckdb.DuckDBPyConnection, table: _Table) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table.relation}").fetchone()[0])
+
+
+def _publish_table(con: duckdb.DuckDBPyConnection, table: _Table, data: Path,
+                   months: set[str] | None) -> tuple[dict[str, Path], int, int]:
+    """Fingerprint ``table`` (only ``months`` of it, when given) and write the parts whose
+    fingerprint has no file yet; the part files, how many were written, the rows looked at."""
+    salt = duckdb.__version__  # row hashes may differ between DuckDB versions
+    shape = _digest(salt, json.dumps(table.columns))
+    folder = data / table.schema / table.name
+    part, relation = table.part, table.relation
+    only = f" WHERE {part} IN ({', '.join(literal(m) for m in months)})" if months else ""
+    parts = con.execute(
+        f"SELECT {part} AS part, count(*), sum(hash(t)::HUGEINT) FROM (SELECT "
+        f"{table.served_columns} FROM {relation}{only}) AS t GROUP BY part ORDER BY part"
+    ).fetchall() or ([] if months else [("all", 0, 0)])  # an empty table keeps its columns
+    wanted = {key: folder / key / f"{_digest(shape, n, h)}.parquet" for key, n, h in parts}
+    missing = [key for key, path in wanted.items() if not path.exists()]
+    if missing:  # every changed part in one statement, then each file to its own name
+        tmp = folder / f".{uuid.uuid4().hex}.tmp"
+        tmp.mkdir(parents=True)
+        keys = ", ".join(literal(key) for key in missing)
+        con.execute(
+            f"COPY (SELECT {table.served_columns}, {part} AS _part FROM {relation} "
+            f"WHERE {part} IN ({keys})) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION "
+            "zstd, PARTITION_BY (_part), OVERWRITE_OR_IGNORE true)")
+        for key in missing:
+            wanted[key].parent.mkdir(parents=True, exist_ok=True)
+            found = sorted((tmp / f"_part={key}").glob("*.parquet"))
+            if found:
+                os.replace(found[0], wanted[key])
+            else:  # an empty table writes no partition
+                _write(con, f"SELECT {table.served_columns} FROM {relation} LIMIT 0",
+                       wanted[key])
+        shutil.rmtree(tmp)
+    return wanted, len(missing), sum(n for _, n, _ in parts)
 
 
 def _write(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> None:
@@ -73,49 +150,62 @@ def _write(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path) -> PublishResult:
-    """Publish every table of :data:`SERVED_SCHEMAS` of ``con``'s warehouse to ``serving_dir``."""
+@dataclass(frozen=True)
+class _Table:
+    schema: str
+    name: str
+    columns: list[tuple[str, str]]
+
+    @property
+    def relation(self) -> str:
+        return f"{identifier(self.schema)}.{identifier(self.name)}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def part(self) -> str:
+        """The expression naming the file a row goes to: its month, or ``'all'``."""
+        month = month_column([c for c, _ in self.columns])
+        return f"strftime({identifier(month)}, '%Y-%m')" if month else "'all'"
+
+    @property
+    def served_columns(self) -> str:
+        """Every column but the framework's own ``_batch`` (which batch wrote a row)."""
+        return ("* EXCLUDE (_batch)" if "_batch" in {c for c, _ in self.columns} else "*")
+
+
+def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None = None
+            ) -> PublishResult:
+    """Publish every table of :data:`SERVED_SCHEMAS` of ``con``'s warehouse to ``serving_dir``.
+
+    Args:
+        since: the batch the last publish was up to (:mod:`crm_assets.warehouse.state`). A table
+            whose last build (``meta.built_versions``) is not newer keeps its files unread; a
+            table that records batches (``_batch``, or ``meta.event_days`` for events) has only
+            the months it touched fingerprinted again. ``None``: fingerprint every table.
+    """
     serving_dir = serving_dir.resolve()
     data = serving_dir / "data"
-    salt = duckdb.__version__  # row hashes may differ between DuckDB versions
+    previous_tables = _previous_tables(serving_dir)
     views: dict[tuple[str, str], list[Path]] = {}
     written = reused = rows = 0
-    for schema, table in _served_tables(con):
-        relation = f"{identifier(schema)}.{identifier(table)}"
-        columns = con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
-            "current_database() AND schema_name = ? AND table_name = ? ORDER BY column_index",
-            [schema, table]).fetchall()
-        shape = _digest(salt, json.dumps(columns))
-        folder = data / schema / table
-        # an event table in one file per month of event_date: a night's run rewrites one month
-        part = ("strftime(event_date, '%Y-%m')"
-                if schema == "events" and "event_date" in {c for c, _ in columns} else "'all'")
-        parts = con.execute(
-            f"SELECT {part} AS part, count(*), sum(hash(t)::HUGEINT) FROM {relation} AS t "
-            "GROUP BY part ORDER BY part").fetchall() or [("all", 0, 0)]  # empty: keep columns
-        wanted = {key: folder / key / f"{_digest(shape, n, h)}.parquet" for key, n, h in parts}
-        missing = [key for key, path in wanted.items() if not path.exists()]
-        if missing:  # every changed part in one statement, then each file to its own name
-            tmp = folder / f".{uuid.uuid4().hex}.tmp"
-            tmp.mkdir(parents=True)
-            keys = ", ".join(literal(key) for key in missing)
-            con.execute(
-                f"COPY (SELECT *, {part} AS _part FROM {relation} WHERE {part} IN ({keys})) "
-                f"TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (_part), "
-                "OVERWRITE_OR_IGNORE true)")
-            for key in missing:
-                wanted[key].parent.mkdir(parents=True, exist_ok=True)
-                found = sorted((tmp / f"_part={key}").glob("*.parquet"))
-                if found:
-                    os.replace(found[0], wanted[key])
-                else:  # an empty table writes no partition
-                    _write(con, f"SELECT * FROM {relation} LIMIT 0", wanted[key])
-            shutil.rmtree(tmp)
-        written += len(missing)
-        reused += len(wanted) - len(missing)
-        rows += sum(n for _, n, _ in parts)
-        views[(schema, table)] = list(wanted.values())
+    for table in _served_tables(con):
+        before = previous_tables.get(table.key)
+        months = None if since is None or before is None else _touched(con, table, since)
+        if months is not None and not months:  # not rebuilt since: the same files
+            views[(table.schema, table.name)] = before
+            reused += len(before)
+            rows += _row_count(con, table)
+            continue
+        kept = {p.parent.name: p for p in before or []} if months else {}
+        files, n_written, n_rows = _publish_table(con, table, data, months)
+        files = {**{k: p for k, p in kept.items() if k not in (months or ())}, **files}
+        views[(table.schema, table.name)] = [files[k] for k in sorted(files)]
+        written += n_written
+        reused += len(files) - n_written
+        rows += n_rows if not months else _row_count(con, table)
 
     now = datetime.now(UTC)
     current = {"published_at": now.isoformat(),

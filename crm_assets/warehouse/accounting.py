@@ -34,7 +34,8 @@ class Accounting:
         return not (self.missing_rows or self.duplicated_rows or self.unknown_rows)
 
 
-def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5) -> Accounting:
+def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5,
+                 only: str | None = None) -> Accounting:
     """Match every row of ``raw.<table>`` with its rows in ``staging.<table>`` + rejects.
 
     One full outer join of per-key counts (two hash aggregates), so it stays cheap at millions of
@@ -43,15 +44,22 @@ def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5) 
 
     Args:
         examples: how many offending keys (``file#row: problem``) to describe at most.
+        only: a table of the lineage (``_file_sha256``, ``_row_number``) a night touched: only
+            those rows are matched (the others did not move), and the three tables' row counts
+            must still add up.
     """
+    touched = "" if only is None else (
+        f" SEMI JOIN {only} x ON x._file_sha256 = t._file_sha256 "
+        "AND x._row_number = t._row_number")
     outputs = f"""
-        SELECT _file_sha256 AS sha, _row_number AS rn FROM staging.{identifier(table)}
+        SELECT _file_sha256 AS sha, _row_number AS rn FROM staging.{identifier(table)} t{touched}
         UNION ALL
-        SELECT _file_sha256, _row_number FROM staging.rejects WHERE table_name = $table"""
+        SELECT _file_sha256, _row_number FROM staging.rejects t{touched}
+        WHERE table_name = $table"""
     keyed = f"""
         WITH r AS (SELECT _file_sha256 AS sha, _row_number AS rn, any_value(_source_file) AS file,
                           count(*) AS n_raw
-                   FROM raw.{identifier(table)} GROUP BY ALL),
+                   FROM raw.{identifier(table)} t{touched} GROUP BY ALL),
              o AS (SELECT sha, rn, count(*) AS n_out FROM ({outputs}) GROUP BY ALL)
         SELECT * FROM r FULL OUTER JOIN o USING (sha, rn)"""
     params = {"table": table}
@@ -65,6 +73,11 @@ def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5) 
     staged = con.execute(f'SELECT count(*) FROM staging.{identifier(table)}').fetchone()[0]
     rejected = con.execute("SELECT count(*) FROM staging.rejects WHERE table_name = $table",
                            params).fetchone()[0]
+    if only is not None:  # the rows not touched are as the last full check left them
+        raw_rows = con.execute(f"SELECT count(*) FROM raw.{identifier(table)}").fetchone()[0]
+        if raw_rows != staged + rejected:
+            missing = max(missing, raw_rows - staged - rejected)
+            duplicated = max(duplicated, staged + rejected - raw_rows)
     found: tuple[str, ...] = ()
     if missing or duplicated or unknown:
         found = tuple(r[0] for r in con.execute(

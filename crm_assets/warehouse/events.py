@@ -1,25 +1,57 @@
 """Events: day-partitioned tables of every occasion a customer met a criterion.
 
-The file selects *every* occurrence; :func:`materialize_event_window` keeps those inside the run's
-window (``occurred_at`` in ``[start, end)`` of business-zone days) and replaces exactly that window
-in one transaction, so a re-run or a backfill of any range of days is two statements, whatever its
-length.
+The file selects *every* occurrence. A run builds its window of days (``occurred_at`` in
+``[start, end)`` of business-zone days): it replaces exactly those days, in one transaction, so a
+re-run or a backfill of any range of days is two statements, whatever its length.
+
+A night's window is one day, but rows also arrive late (an order of two months ago), and a merge
+moves a person's history to another id. So every run also rebuilds the earlier days whose
+occurrences changed, found by what was loaded, not by a fixed look-back
+(:func:`_late_days`): the people whose rows in the tables the event reads were written since the
+event last ran (``_batch``), plus the ids merged away since, have their occurrences before the
+window computed again from their rows only and compared, day by day, with what the table holds;
+the days that differ are rewritten for them. That holds for events whose occurrences of a person
+depend only on that person's rows, which is what an event is (the README says so); an event
+reading a table that does not record batches, or has no ``customer_id``, is compared whole
+instead. ``meta.event_days`` records each day built, with its batch, for what reads the events.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import duckdb
 
 from crm_assets.catalog import Definition
 from crm_assets.quoting import identifier, literal
-from crm_assets.warehouse.connection import transaction, use_functions_of
-from crm_assets.warehouse.models import record_version
+from crm_assets.warehouse.connection import table_exists, transaction, use_functions_of
+from crm_assets.warehouse.rewrite import read_instead
+from crm_assets.warehouse.state import (
+    built_version,
+    latest_batch,
+    next_batch,
+    record_version,
+    set_built_version,
+    set_watermark,
+    watermark,
+)
+from crm_assets.warehouse.tables import CUSTOMER_MERGES, EVENT_DAYS
 
 
 class EventSchemaError(RuntimeError):
     """The event table on disk has other columns than the definition now outputs."""
+
+
+@dataclass(frozen=True)
+class EventRun:
+    rows_by_day: dict[date, int]
+    """Rows of each day built (the window's days, and the late ones)."""
+    late_days: list[date]
+    """Days before the window whose occurrences changed and were rewritten."""
+    compared_whole: bool = False
+    """The late days were found by computing every occurrence (no batches to go by)."""
 
 
 def event_columns(d: Definition) -> list[tuple[str, str]]:
@@ -28,30 +60,135 @@ def event_columns(d: Definition) -> list[tuple[str, str]]:
 
 
 def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
-                             end: datetime, business_timezone: str, run_id: str) -> int:
-    """Replace the occurrences in ``[start, end)`` (instants) by the query's, atomically."""
+                             end: datetime, business_timezone: str, run_id: str, *,
+                             full_refresh: bool = False) -> EventRun:
+    """Replace the occurrences in ``[start, end)`` (instants) by the query's, atomically, and
+    rewrite the earlier days whose occurrences changed since the event last ran."""
     use_functions_of(con, d)
-    wanted = event_columns(d)
-    cols = ", ".join(f"{identifier(n)} {t}" for n, t in wanted)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {d.table} ({cols})")
-    existing = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {d.table}").fetchall()]
-    if [n for n, _ in existing] != [n for n, _ in wanted]:
-        raise EventSchemaError(
-            f"{d.table} has columns {[n for n, _ in existing]} but {d.display_path} now outputs "
-            f"{[n for n, _ in wanted]}; drop the table (`DROP TABLE {d.table}`) and backfill every "
-            "partition to rebuild it with the new columns")
-    select = ", ".join(f"src.{identifier(n)}" for n, _ in d.schema)
-    event_date = f"CAST(timezone({literal(business_timezone)}, src.occurred_at) AS DATE)"
+    existed = _ensure_table(con, d)
+    late = existed and not full_refresh and built_version(con, d.table) == d.version
+    seen = {dep: latest_batch(con, dep) for dep in _batched(con, d)}
+    merges = latest_batch(con, CUSTOMER_MERGES.name)
+    batch = next_batch(con)
+    select = _select(d, business_timezone)
     with transaction(con):
         con.execute(f"DELETE FROM {d.table} WHERE occurred_at >= ? AND occurred_at < ?",
                     [start, end])
         con.execute(
-            f"""INSERT INTO {d.table}
-                SELECT {select}, {event_date}, {literal(d.version)}
+            f"""INSERT INTO {d.table} {select}
                 FROM (\n{d.body}\n) AS src
                 WHERE src.occurred_at >= ? AND src.occurred_at < ?
-                ORDER BY src.occurred_at, src.customer_id""",
-            [start, end])
+                ORDER BY src.occurred_at, src.customer_id""", [start, end])
+        found = _late_days(con, d, start, seen, merges, select) if late else (False, [])
+        rows_by_day = _record_days(con, d, [*days_of(start, end, business_timezone), *found[1]],
+                                   batch)
+        for dep, last in seen.items():
+            set_watermark(con, d.table, dep, last)
+        set_watermark(con, d.table, CUSTOMER_MERGES.name, merges)
+        set_built_version(con, d.table, d.version, batch, ["occurred_at"])
         record_version(con, d, run_id)
-    return con.execute(f"SELECT count(*) FROM {d.table} WHERE occurred_at >= ? AND occurred_at < ?",
-                       [start, end]).fetchone()[0]
+    return EventRun(rows_by_day, sorted(found[1]), found[0])
+
+
+def days_of(start: datetime, end: datetime, business_timezone: str) -> list[date]:
+    """The business days of the window ``[start, end)`` (instants at business midnights)."""
+    zone = ZoneInfo(business_timezone)
+    first = start.astimezone(zone).date()
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _ensure_table(con: duckdb.DuckDBPyConnection, d: Definition) -> bool:
+    """Create ``events.<name>`` if missing; whether it existed. Refuses a changed column list."""
+    existed = table_exists(con, d.table)
+    wanted = event_columns(d)
+    cols = ", ".join(f"{identifier(n)} {t}" for n, t in wanted)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {d.table} ({cols})")
+    existing = [r[0] for r in con.execute(f"DESCRIBE {d.table}").fetchall()]
+    if existing != [n for n, _ in wanted]:
+        raise EventSchemaError(
+            f"{d.table} has columns {existing} but {d.display_path} now outputs "
+            f"{[n for n, _ in wanted]}; drop the table (`DROP TABLE {d.table}`) and backfill every "
+            "partition to rebuild it with the new columns")
+    return existed
+
+
+def _select(d: Definition, business_timezone: str) -> str:
+    """``SELECT`` of the table's columns from the query's rows ``src``."""
+    columns = ", ".join(f"src.{identifier(n)}" for n, _ in d.schema)
+    event_date = f"CAST(timezone({literal(business_timezone)}, src.occurred_at) AS DATE)"
+    return (f"SELECT {columns}, {event_date} AS event_date, "
+            f"{literal(d.version)} AS definition_version")
+
+
+def _batched(con: duckdb.DuckDBPyConnection, d: Definition) -> list[str]:
+    """The tables ``d`` reads that record batches and hold ``customer_id``."""
+    out = []
+    for dep in d.deps:
+        schema, name = dep.split(".")
+        columns = {r[0] for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?", [schema, name]).fetchall()}
+        if {"_batch", "customer_id"} <= columns:
+            out.append(dep)
+    return out
+
+
+def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
+               seen: dict[str, int], merges: int, select: str) -> tuple[bool, list[date]]:
+    """Rewrite the days before ``start`` whose occurrences changed; (compared whole, days)."""
+    whole = set(seen) != set(d.deps)
+    query = d.body
+    if whole:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_new AS {select} FROM (\n{query}\n) src "
+                    "WHERE src.occurred_at < ?", [start])
+        old = f"SELECT * FROM {d.table} WHERE occurred_at < ?"
+        params: list = [start]
+    else:
+        parts = [f"SELECT customer_id FROM {dep} WHERE _batch > {watermark(con, d.table, dep)}"
+                 for dep in seen]
+        parts.append(f"SELECT from_customer_id FROM {CUSTOMER_MERGES.name} "
+                     f"WHERE _batch > {watermark(con, d.table, CUSTOMER_MERGES.name)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_people AS {' UNION '.join(parts)}")
+        for i, dep in enumerate(seen):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_dep_{i} AS SELECT * FROM {dep} "
+                        "WHERE customer_id IN (SELECT * FROM _crm_people)")
+            query = read_instead(con, query, dep, f"_crm_dep_{i}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_new AS {select} FROM (\n{query}\n) src "
+                    "WHERE src.occurred_at < ?", [start])
+        old = (f"SELECT * FROM {d.table} WHERE occurred_at < ? "
+               "AND customer_id IN (SELECT * FROM _crm_people)")
+        params = [start]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_old AS {old}", params)
+    row = ", ".join(identifier(n) for n, _ in d.schema)
+    days = [r[0] for r in con.execute(
+        f"""WITH o AS (SELECT event_date, count(*) AS n, sum(hash({row}))::HUGEINT AS h
+                       FROM _crm_old GROUP BY ALL),
+                 n AS (SELECT event_date, count(*) AS n, sum(hash({row}))::HUGEINT AS h
+                       FROM _crm_new GROUP BY ALL)
+            SELECT event_date FROM o FULL OUTER JOIN n USING (event_date)
+            WHERE o.n IS DISTINCT FROM n.n OR o.h IS DISTINCT FROM n.h ORDER BY 1""").fetchall()]
+    if days:
+        scope = "" if whole else " AND customer_id IN (SELECT * FROM _crm_people)"
+        con.execute(f"DELETE FROM {d.table} WHERE occurred_at < ? AND list_contains(?, "
+                    f"event_date){scope}", [start, days])
+        con.execute(f"INSERT INTO {d.table} SELECT * FROM _crm_new WHERE list_contains(?, "
+                    "event_date) ORDER BY occurred_at, customer_id", [days])
+    for temp in ("_crm_new", "_crm_old", "_crm_people",
+                 *(f"_crm_dep_{i}" for i in range(len(seen)))):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    return whole, days
+
+
+def _record_days(con: duckdb.DuckDBPyConnection, d: Definition, days: list[date], batch: int
+                 ) -> dict[date, int]:
+    """Each built day's rows, recorded in ``meta.event_days`` with the batch."""
+    rows = dict(con.execute(f"SELECT event_date, count(*) FROM {d.table} "
+                            "WHERE list_contains(?, event_date) GROUP BY 1", [days]).fetchall())
+    counts = {day: int(rows.get(day, 0)) for day in days}
+    con.execute(f"DELETE FROM {EVENT_DAYS.name} WHERE event = ? AND list_contains(?, event_date)",
+                [d.name, days])
+    con.execute(f"INSERT INTO {EVENT_DAYS.name} SELECT ?, unnest(?::DATE[]), "
+                "unnest(?::BIGINT[]), ?, now()",
+                [d.name, list(counts), list(counts.values()), batch])
+    return counts

@@ -10,7 +10,8 @@ from __future__ import annotations
 import duckdb
 
 from crm_assets.quoting import literal, table
-from crm_assets.warehouse.connection import table_exists
+from crm_assets.warehouse.connection import table_exists, transaction
+from crm_assets.warehouse.state import FRAMEWORK_VERSION, next_batch, set_built_version
 
 EVENT_DAILY_COUNTS = "marts.event_daily_counts"
 
@@ -31,6 +32,10 @@ def materialize_event_daily_counts(con: duckdb.DuckDBPyConnection, event_tables:
     """Replace ``marts.event_daily_counts``; its rows, its SQL and the events not built yet."""
     built = [t for t in event_tables if table_exists(con, t)]
     sql = event_daily_counts_sql(built)
-    con.execute(f"CREATE OR REPLACE TABLE {EVENT_DAILY_COUNTS} AS {sql}")
+    batch = next_batch(con)
+    with transaction(con):
+        con.execute(f"CREATE OR REPLACE TABLE {EVENT_DAILY_COUNTS} AS {sql}")
+        set_built_version(con, EVENT_DAILY_COUNTS, FRAMEWORK_VERSION, batch,
+                          ["event", "event_date"])
     rows = con.execute(f"SELECT count(*) FROM {EVENT_DAILY_COUNTS}").fetchone()[0]
     return int(rows), sql, sorted(set(event_tables) - set(built))

@@ -1,11 +1,9 @@
-"""Models: ``CREATE OR REPLACE TABLE <layer>.<name> AS <query>``, and staging's rejects.
+"""Models: ``CREATE OR REPLACE TABLE <layer>.<name> AS <query>``, or merged when they can be.
 
-In ``staging``, a model that outputs a ``_problem`` column (why a row is unusable, or NULL) keeps,
-of each ``grain`` key, the latest version (:func:`staging_query`): a valid row beats an invalid
-one, then the latest load, then the last row of the file; older versions are rejected as
-``superseded``. Rows with a problem or superseded go to ``staging.rejects`` with the raw row as
-JSON, the others to the table (without the reject columns). A model that outputs
-``_reject_reason`` instead decides on its own which rows are rejected.
+:func:`materialize_model` chooses how: staging models keeping versions and models declaring
+``incremental`` take in what changed (:mod:`~crm_assets.warehouse.staging`,
+:mod:`~crm_assets.warehouse.incremental`); the others are computed whole. A staging model that
+outputs ``_reject_reason`` decides on its own which rows are rejected.
 
 Every function here is a plain function of a DuckDB connection: Dagster assets, the CLI and tests
 call them alike.
@@ -17,19 +15,13 @@ import duckdb
 
 from crm_assets.catalog import Definition
 from crm_assets.catalog.data_tests import TestDeclaration
-from crm_assets.quoting import identifier, literal
+from crm_assets.quoting import identifier
 from crm_assets.warehouse.connection import table_exists, transaction, use_functions_of
-from crm_assets.warehouse.tables import DEFINITION_VERSIONS, REJECTS
-
-
-def record_version(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str) -> None:
-    """Record ``d``'s version in ``meta.definition_versions`` if it is its first materialisation."""
-    con.execute(
-        f"""INSERT INTO {DEFINITION_VERSIONS.name}
-           SELECT ?, ?, ?, ?, now(), ?
-           WHERE NOT EXISTS (SELECT 1 FROM {DEFINITION_VERSIONS.name}
-                             WHERE layer = ? AND name = ? AND definition_version = ?)""",
-        [d.name, d.layer, d.version, d.body, run_id, d.layer, d.name, d.version])
+from crm_assets.warehouse.contacts import check_contacts
+from crm_assets.warehouse.incremental import materialize_incremental
+from crm_assets.warehouse.staging import materialize_staging
+from crm_assets.warehouse.state import next_batch, record_version, set_built_version
+from crm_assets.warehouse.tables import REJECTS
 
 
 def failing_rows(con: duckdb.DuckDBPyConnection, test: TestDeclaration, relation: str) -> int:
@@ -37,39 +29,25 @@ def failing_rows(con: duckdb.DuckDBPyConnection, test: TestDeclaration, relation
     return int(con.execute(test.failing_count_sql(relation)).fetchone()[0])
 
 
-def staging_query(d: Definition) -> str:
-    """The query of a staging model with one ``_reject_reason`` per row (NULL: the row is kept).
+def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str, *,
+                      full_refresh: bool = False) -> int:
+    """Materialise a model; the rows its table holds after.
 
-    With ``_problem``, the latest version of each ``grain`` key is kept: per key, rows without a
-    problem first, then the latest load, then the last row of a file (then the file name, so ties
-    are broken the same way on every run). Every other version is ``superseded``, naming the
-    file and row of the one kept.
+    A staging model keeping versions is judged incrementally
+    (:func:`crm_assets.warehouse.staging.materialize_staging`), a model with ``incremental`` in its
+    header merged by key (:func:`crm_assets.warehouse.incremental.materialize_incremental`); both
+    compute everything with ``full_refresh``. Any other model replaces its table by the query's
+    result; a staging model outputting ``_reject_reason`` sends the rows with a reason to
+    ``staging.rejects``.
     """
-    if "_problem" not in {n for n, _ in d.schema}:
-        return d.body
-    key = " || ', ' || ".join(f"{literal(k + ' ')} || CAST({identifier(k)} AS VARCHAR)"
-                              for k in d.grain)
-    return f"""SELECT * EXCLUDE (_problem, _version_rank, _latest_version),
-       coalesce(_problem, CASE WHEN _version_rank > 1
-           THEN 'superseded: ' || {key} || ' again in ' || _latest_version END) AS _reject_reason
-FROM (
-    SELECT *,
-        row_number() OVER latest AS _version_rank,
-        first_value(_source_file || ' row ' || _row_number) OVER latest AS _latest_version
-    FROM (\n{d.body}\n) AS _judged
-    WINDOW latest AS (
-        PARTITION BY {", ".join(identifier(k) for k in d.grain)}
-        ORDER BY _problem IS NULL DESC, _loaded_at DESC, _row_number DESC, _source_file DESC
-    )
-)"""
-
-
-def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str) -> int:
-    """Replace ``<layer>.<name>`` by the query's result; split rejects in staging."""
+    if d.keeps_versions:
+        return materialize_staging(con, d, run_id, full_refresh=full_refresh).rows
+    if d.incremental is not None:
+        return materialize_incremental(con, d, run_id, full_refresh=full_refresh).rows
     use_functions_of(con, d)
     columns = [n for n, _ in d.schema]
     if d.splits_rejects:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staging_query(d)}\n")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {d.body}\n")
         kept = ", ".join(identifier(n) for n, _ in d.published_schema)
         raw_table = f"raw.{d.name}"
         has_raw = table_exists(con, raw_table)
@@ -90,13 +68,26 @@ def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str
                         "WHERE _reject_reason IS NULL")
             con.execute(f"DELETE FROM {REJECTS.name} WHERE table_name = ?", [d.name])
             con.execute(
-                f"INSERT INTO {REJECTS.name} SELECT ?, {file_col}, {sha_col}, {row_col}, "
-                f"s._reject_reason, {raw_json}, now() FROM _staged s{raw_join} "
-                "WHERE s._reject_reason IS NOT NULL", [d.name])
+                f"INSERT INTO {REJECTS.name} (table_name, _source_file, _file_sha256, "
+                "_row_number, reason, raw_row, rejected_at) "
+                f"SELECT ?, {file_col}, {sha_col}, {row_col}, s._reject_reason, {raw_json}, now() "
+                f"FROM _staged s{raw_join} WHERE s._reject_reason IS NOT NULL", [d.name])
             record_version(con, d, run_id)
         con.execute("DROP TABLE _staged")
     else:
+        batch = next_batch(con)
         with transaction(con):
             con.execute(f"CREATE OR REPLACE TABLE {d.table} AS {d.body}\n")
             record_version(con, d, run_id)
+            set_built_version(con, d.table, d.version, batch, d.grain)
     return con.execute(f"SELECT count(*) FROM {d.table}").fetchone()[0]
+
+
+def stage_all(con: duckdb.DuckDBPyConnection, definitions: list[Definition], run_id: str, *,
+              full_refresh: bool = False) -> dict[str, int]:
+    """Every staging definition of ``definitions`` (in dependency order), the contact checks
+    first, as a run's staging steps do; rows per table. For scripts and tests: runs go through
+    Dagster."""
+    check_contacts(con, run_id, full_refresh=full_refresh)
+    return {d.table: materialize_model(con, d, run_id, full_refresh=full_refresh)
+            for d in definitions if d.layer == "staging"}

@@ -16,7 +16,12 @@ from crm_assets.catalog import Catalog, Definition
 from crm_assets.functions.registry import set_as_of_date
 from crm_assets.quoting import literal
 from crm_assets.warehouse.connection import transaction, use_functions_of
-from crm_assets.warehouse.models import record_version
+from crm_assets.warehouse.state import (
+    FRAMEWORK_VERSION,
+    next_batch,
+    record_version,
+    set_built_version,
+)
 from crm_assets.warehouse.tables import SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS
 
 HISTORY = SEGMENT_MEMBERSHIP_HISTORY.name
@@ -42,10 +47,12 @@ def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: da
             f"the earlier date {as_of} (history only moves forward; `crm segment-history` "
             "rebuilds it from a past date)")
     use_functions_of(con, d)
+    batch = next_batch(con)
     with transaction(con):
         stats = _segment_day(con, d, as_of, run_id)
         _publish_members(con, d, as_of)
         record_version(con, d, run_id)
+        _record_builds(con, [d], batch)
     con.execute("DROP TABLE _members")
     return stats
 
@@ -101,6 +108,7 @@ def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Defin
         days.append(last)  # always end on the current day
     for d in [*models, *segments]:
         use_functions_of(con, d)
+    batch = next_batch(con)
     stats = []
     with transaction(con):
         for d in segments:
@@ -120,8 +128,16 @@ def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Defin
                 if day == last:
                     _publish_members(con, d, last)
                     record_version(con, d, run_id)
+        _record_builds(con, [*models, *segments], batch)
     con.execute("DROP TABLE _members")
     return stats
+
+
+def _record_builds(con: duckdb.DuckDBPyConnection, defs: list[Definition], batch: int) -> None:
+    """The tables just rewritten, and the history, as built by ``batch`` (for the BI snapshot)."""
+    for d in defs:
+        set_built_version(con, d.table, d.version, batch, d.grain)
+    set_built_version(con, HISTORY, FRAMEWORK_VERSION, batch, ["segment", "customer_id"])
 
 
 def _last_as_of(con: duckdb.DuckDBPyConnection, d: Definition) -> date | None:

@@ -34,8 +34,8 @@ class FrameworkTable:
 
     Attributes:
         written_by: which assets write it, for the asset graph: ``"identity"`` (the
-            ``core/customer_identity`` asset) or ``"segments"`` (every segment asset); ``None``
-            for bookkeeping no SQL definition may read.
+            ``core/customer_identity`` asset), ``"segments"`` (every segment asset) or ``"own"``
+            (a Python asset of the same key); ``None`` for bookkeeping no SQL definition may read.
         view_sql: for a view, its query (the columns are then what it outputs).
         renamed: old column name -> new one, applied to an existing warehouse on connect.
     """
@@ -72,9 +72,11 @@ LOADED_FILES = FrameworkTable(
     "meta.loaded_files",
     (_c("table_name", "VARCHAR", True), _c("source_file", "VARCHAR", True),
      _c("file_sha256", "VARCHAR", True), _c("row_count", "BIGINT", True),
-     _c("loaded_at", TIMESTAMPTZ, True), _c("run_id", "VARCHAR")),
+     _c("loaded_at", TIMESTAMPTZ, True), _c("run_id", "VARCHAR"), _c("file_size", "BIGINT"),
+     _c("file_mtime_ns", "BIGINT")),
     primary_key=("table_name", "file_sha256"),
-    description="Every file loaded into raw, once by its sha256, in the transaction of its rows.")
+    description="Every file loaded into raw, once by its sha256, in the transaction of its rows; "
+                "its size and modification time let a later run skip it without reading it.")
 
 DEFINITION_VERSIONS = FrameworkTable(
     "meta.definition_versions",
@@ -108,20 +110,21 @@ REJECTS = FrameworkTable(
     "staging.rejects",
     (_c("table_name", "VARCHAR", True), _c("_source_file", "VARCHAR"),
      _c("_file_sha256", "VARCHAR"), _c("_row_number", "BIGINT"), _c("reason", "VARCHAR", True),
-     _c("raw_row", "JSON"), _c("rejected_at", TIMESTAMPTZ, True)),
-    description="Every raw row staging could not use, with why, and the row as JSON.")
+     _c("raw_row", "JSON"), _c("rejected_at", TIMESTAMPTZ, True), _c("grain_key", "VARCHAR")),
+    description="Every raw row staging could not use, with why, and the row as JSON; "
+                "grain_key is the row's key (JSON list of its grain values) when it has one.")
 
 CUSTOMER_IDENTITY = FrameworkTable(
     "core.customer_identity",
     (_c("source_customer_id", "VARCHAR"), _c("customer_id", "BIGINT", True),
-     _c("first_seen_at", TIMESTAMPTZ), _c("match_rule", "VARCHAR")),
+     _c("first_seen_at", TIMESTAMPTZ), _c("match_rule", "VARCHAR"), _c("_batch", "BIGINT")),
     primary_key=("source_customer_id",), written_by="identity",
     description="Every source customer record mapped to one stable customer_id.")
 
 CUSTOMER_MERGES = FrameworkTable(
     "meta.customer_merges",
     (_c("from_customer_id", "BIGINT"), _c("to_customer_id", "BIGINT"),
-     _c("merged_at", TIMESTAMPTZ), _c("reason", "VARCHAR")),
+     _c("merged_at", TIMESTAMPTZ), _c("reason", "VARCHAR"), _c("_batch", "BIGINT")),
     written_by="identity",
     description="One row per merge of two existing persons: the younger id redirects to the older.")
 
@@ -147,11 +150,86 @@ where not exists (
     where later.from_customer_id = chain.to_customer_id
 )""")
 
+STAGED_FILES = FrameworkTable(
+    "meta.staged_files",
+    (_c("table_name", "VARCHAR", True), _c("file_sha256", "VARCHAR", True),
+     _c("staged_at", TIMESTAMPTZ, True), _c("run_id", "VARCHAR")),
+    primary_key=("table_name", "file_sha256"),
+    description="Which raw files each staging table has judged: a night judges only the others.")
+
+WATERMARKS = FrameworkTable(
+    "meta.watermarks",
+    (_c("consumer", "VARCHAR", True), _c("source", "VARCHAR", True),
+     _c("batch", "BIGINT", True)),
+    primary_key=("consumer", "source"),
+    description="The last batch of each source table a table has taken in (rows with a larger "
+                "_batch are new to it), moved in the transaction that takes them in.")
+
+BUILT_VERSIONS = FrameworkTable(
+    "meta.built_versions",
+    (_c("table_name", "VARCHAR", True), _c("definition_version", "VARCHAR", True),
+     _c("batch", "BIGINT", True), _c("built_at", TIMESTAMPTZ, True), _c("grain", "VARCHAR[]")),
+    primary_key=("table_name",),
+    description="The definition version (and grain) each incremental table holds now: another "
+                "version on disk makes the next run rebuild it whole.")
+
+IDENTITY_EVIDENCE = FrameworkTable(
+    "meta.identity_evidence",
+    (_c("source_customer_id", "VARCHAR", True), _c("name_key", "VARCHAR"),
+     _c("email_key", "VARCHAR"), _c("phone", "VARCHAR")),
+    description="The contacts and name each source record had when identity last resolved it: "
+                "a record that changes them re-checks who shared the old ones.")
+
+EMAIL_ADDRESSES = FrameworkTable(
+    "staging.email_addresses",
+    (_c("raw_value", "VARCHAR", True), _c("email", "VARCHAR"), _c("email_key", "VARCHAR"),
+     _c("issue", "VARCHAR")),
+    written_by="own",
+    description="Every distinct e-mail as the CRM wrote it, validated once by email-validator: "
+                "the address, its matching key, or why it is unusable.")
+
+PHONE_NUMBERS = FrameworkTable(
+    "staging.phone_numbers",
+    (_c("raw_value", "VARCHAR", True), _c("phone", "VARCHAR"), _c("issue", "VARCHAR")),
+    written_by="own",
+    description="Every distinct phone as the CRM wrote it, read once by phonenumbers: E.164, or "
+                "why it is unusable.")
+
+EVENT_DAYS = FrameworkTable(
+    "meta.event_days",
+    (_c("event", "VARCHAR", True), _c("event_date", "DATE", True), _c("rows", "BIGINT", True),
+     _c("batch", "BIGINT", True), _c("built_at", TIMESTAMPTZ, True)),
+    primary_key=("event", "event_date"),
+    description="Each day of each event as last built: its rows and the batch that built it "
+                "(what changed for the trigger exports and the BI snapshot to follow).")
+
+CHANGED_PARTS = FrameworkTable(
+    "meta.changed_parts",
+    (_c("table_name", "VARCHAR", True), _c("part", "VARCHAR", True),
+     _c("batch", "BIGINT", True)),
+    description="The months (of a table's date column, see month_column) a merge wrote or "
+                "deleted rows in, by batch; '*' when a build rewrote the whole table. The BI "
+                "snapshot rewrites just those months.")
+
 FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
     LOADED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS, REJECTS,
-    CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS,
+    CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,
+    BUILT_VERSIONS, IDENTITY_EVIDENCE, EMAIL_ADDRESSES, PHONE_NUMBERS, EVENT_DAYS, CHANGED_PARTS,
 )
+
+MONTH_COLUMNS: tuple[str, ...] = ("event_date", "ordered_at", "occurred_at", "started_at")
+"""A table holding one of these (the first found) is split by month of it where that pays: the BI
+snapshot writes one file per month, so a night rewrites the months it touched, not the table."""
+
+
+def month_column(columns: list[str]) -> str | None:
+    """The column a table with ``columns`` is split by month of, if any."""
+    return next((c for c in MONTH_COLUMNS if c in columns), None)
 """Every framework table, in creation order (a view after the tables it reads)."""
+
+
+BATCHES = "meta.batches"
+"""The sequence every writing step takes its batch from (:mod:`crm_assets.warehouse.state`)."""
 
 
 def readable_schemas() -> dict[str, Schema]:
@@ -173,10 +251,20 @@ def ensure_framework_tables(con: duckdb.DuckDBPyConnection) -> None:
     tables = {t for t, _ in present}
     renames = [(t, old, new) for t in FRAMEWORK_TABLES for old, new in t.renamed.items()
                if (t.name, old) in present and (t.name, new) not in present]
-    if not renames and all(t.name in tables for t in FRAMEWORK_TABLES):
+    added = [(t, c) for t in FRAMEWORK_TABLES if t.name in tables and t.view_sql is None
+             for c in t.columns if (t.name, c.name) not in present
+             and c.name not in t.renamed.values()]
+    sequence = con.execute("SELECT count(*) FROM duckdb_sequences() WHERE database_name = "
+                           "current_database() AND schema_name = 'meta' AND sequence_name = "
+                           "'batches'").fetchone()[0]
+    if (not renames and not added and sequence
+            and all(t.name in tables for t in FRAMEWORK_TABLES)):
         return
     con.execute(";\n".join(f"CREATE SCHEMA IF NOT EXISTS {identifier(s)}" for s in SCHEMAS))
     for t, old, new in renames:
         con.execute(f"ALTER TABLE {table(t.name)} RENAME COLUMN {identifier(old)} "
                     f"TO {identifier(new)}")
+    for t, c in added:  # columns a newer release added: NULL on the rows already there
+        con.execute(f"ALTER TABLE {table(t.name)} ADD COLUMN {identifier(c.name)} {c.type}")
     con.execute(";\n".join(t.ddl() for t in FRAMEWORK_TABLES))
+    con.execute(f"CREATE SEQUENCE IF NOT EXISTS {BATCHES}")

@@ -8,6 +8,10 @@
 --   registration, updated_at the latest update.
 -- owner: data-eng@bakery.example
 -- grain: [customer_id]
+-- incremental:
+--   from: core.customer_identity
+--   via: {staging.customers: source_customer_id}
+--   removed: meta.customer_merges.from_customer_id
 -- tests:
 --   - {not_null: [registered_at], severity: warn}
 -- columns:

@@ -1,6 +1,7 @@
 -- description: Marketing interactions re-keyed to the person.
 -- owner: data-eng@bakery.example
 -- grain: [interaction_id]
+-- incremental: {from: staging.interactions, via: {core.customer_identity: source_customer_id}}
 with interactions as (
     select * from staging.interactions
 ),

@@ -1,6 +1,7 @@
 -- description: Lines of known orders, with the person, time and product category of each line.
 -- owner: data-eng@bakery.example
 -- grain: [order_id, line_number]
+-- incremental: {from: staging.order_items, via: {core.orders: order_id, staging.products: product_id}}
 with items as (
     select * from staging.order_items
 ),

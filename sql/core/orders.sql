@@ -1,6 +1,7 @@
 -- description: Orders re-keyed to the person (customer_id); guest orders keep a null customer_id.
 -- owner: data-eng@bakery.example
 -- grain: [order_id]
+-- incremental: {from: staging.orders, via: {core.customer_identity: source_customer_id}}
 -- tests:
 --   - relationships: {column: customer_id, to: core.customers, field: customer_id}
 with orders as (

@@ -1,6 +1,7 @@
 -- description: Web and app sessions re-keyed to the person; anonymous sessions keep a null id.
 -- owner: data-eng@bakery.example
 -- grain: [session_id]
+-- incremental: {from: staging.sessions, via: {core.customer_identity: source_customer_id}}
 with sessions as (
     select * from staging.sessions
 ),

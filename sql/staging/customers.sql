@@ -7,6 +7,7 @@
 --   of several versions of one customer_id the latest loaded wins.
 -- owner: data-eng@bakery.example
 -- grain: [source_customer_id]
+-- references: {home_store_id: staging.stores}
 -- tests:
 --   - accepted_values: {column: gender, values: [male, female]}
 --   - expression: {name: email_normalised, sql: "email is null or email = lower(trim(email))"}
@@ -30,6 +31,16 @@ stores as (
     select store_id, timezone from staging.stores
 ),
 
+emails as (
+    -- each distinct e-mail as written, checked once by email-validator
+    select raw_value, email, email_key, issue from staging.email_addresses
+),
+
+phones as (
+    -- each distinct phone as written, read once by phonenumbers
+    select raw_value, phone, issue from staging.phone_numbers
+),
+
 cleaned as (
     select
         nullif(trim(c.customer_id), '') as source_customer_id,
@@ -37,12 +48,12 @@ cleaned as (
         nullif(trim(c.last_name), '') as last_name,
         crm_name_key(c.first_name, c.last_name) as name_key,
         nullif(trim(c.email), '') as email_text,
-        crm_email(c.email) as email,
-        crm_email_key(c.email) as email_key,
-        crm_email_issue(c.email) as email_issue,
+        e.email,
+        e.email_key,
+        e.issue as email_issue,
         nullif(trim(c.phone), '') as phone_text,
-        crm_phone(c.phone) as phone,
-        crm_phone_issue(c.phone) as phone_issue,
+        p.phone,
+        p.issue as phone_issue,
         nullif(trim(c.gender), '') as gender_text,
         crm_gender(c.gender) as gender,
         nullif(trim(c.birth_date), '') as birth_date_text,
@@ -66,6 +77,8 @@ cleaned as (
         c._parse_error
     from source as c
     left join stores as s on s.store_id = nullif(trim(c.home_store_id), '')
+    left join emails as e on e.raw_value = c.email
+    left join phones as p on p.raw_value = c.phone
 ),
 
 timed as (

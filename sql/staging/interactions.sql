@@ -3,6 +3,7 @@
 --   reason: no id, an unknown customer, no readable occurred_at, an unknown channel or type.
 -- owner: data-eng@bakery.example
 -- grain: [interaction_id]
+-- references: {source_customer_id: staging.customers}
 -- tests:
 --   - not_null: [source_customer_id, occurred_at]
 --   - accepted_values: {column: channel, values: [email, sms, push]}

@@ -5,6 +5,7 @@
 --   unreadable or negative price.
 -- owner: data-eng@bakery.example
 -- grain: [order_id, line_number]
+-- references: {order_id: staging.orders, product_id: staging.products}
 -- tests:
 --   - relationships: {column: product_id, to: staging.products}
 --   - expression: {name: quantity_positive, sql: "quantity > 0"}

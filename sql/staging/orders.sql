@@ -5,6 +5,7 @@
 --   amount, an unknown status.
 -- owner: data-eng@bakery.example
 -- grain: [order_id]
+-- references: {store_id: staging.stores, source_customer_id: staging.customers}
 -- tests:
 --   - not_null: ordered_at
 --   - accepted_values: {column: status, values: [completed, cancelled, refunded]}

@@ -4,6 +4,7 @@
 --   with the reason in value_issues.
 -- owner: data-eng@bakery.example
 -- grain: [session_id]
+-- references: {source_customer_id: staging.customers}
 -- tests:
 --   - not_null: started_at
 --   - relationships: {column: source_customer_id, to: staging.customers}

@@ -1,0 +1,227 @@
+"""Staging that keeps the latest version of each key, judging only what a night brought.
+
+A staging file says what is wrong with a row (``_problem``, or NULL) and declares its ``grain``.
+Of each key the latest version is kept: a valid row beats an invalid one, then the latest load,
+then the last row of a file (then the file name, so ties break the same way every time); every
+other version is rejected, as ``superseded`` when it was valid. Rows with a problem or superseded
+go to ``staging.rejects`` with the raw row as JSON.
+
+The rules are the same on a night as on a first build; what changes is which rows are looked at
+(:func:`materialize_staging`):
+
+* the rows of raw files this table has not judged yet (``meta.staged_files``);
+* rows judged before whose answer may now differ: rejected rows (a customer or store they named
+  may have arrived), on nights when a table they reference changed, and kept rows holding a key
+  that changed in a table they reference (``references`` in the header: a store's time zone
+  decides its orders' instants);
+* then every other version of each key those rows carry, found by the key in this table and in
+  the rejects (``grain_key``), so the latest version is chosen among all of them.
+
+Those rows are judged by the file's own SQL (run over just them), ranked per key, and replace what
+the table and the rejects held for them, in one transaction. A row's judgement depends only on the
+row and the tables it references (the catalogue checks a staging query is row by row), so this
+gives what judging every raw row again would. Each written row carries the batch that wrote it
+(``_batch``): what reads the table takes in only the keys written since it last ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from crm_assets.catalog import Definition
+from crm_assets.quoting import identifier, literal
+from crm_assets.warehouse.connection import table_exists, transaction, use_functions_of
+from crm_assets.warehouse.rewrite import read_instead
+from crm_assets.warehouse.state import (
+    built_grain,
+    built_version,
+    latest_batch,
+    mark_staged,
+    next_batch,
+    record_version,
+    set_built_version,
+    set_watermark,
+    watermark,
+)
+from crm_assets.warehouse.tables import LOADED_FILES, REJECTS, STAGED_FILES
+
+LINEAGE = ("_file_sha256", "_row_number")
+"""What identifies a raw row, everywhere."""
+
+TOUCHED = "_crm_touched"
+"""The temporary table (of this connection) holding the lineage a run judged: the accounting
+check matches only those rows."""
+
+
+@dataclass(frozen=True)
+class StagingResult:
+    """What one run did to one staging table."""
+
+    rows: int
+    """Rows in the table after the run."""
+    judged: int
+    """Raw rows judged (new ones and those judged again)."""
+    new_files: int
+    written: int
+    """Keys written (new or changed) this run."""
+    rejected: int
+    """Rejected rows of the table after the run."""
+    full: bool
+    """Whether every raw row was judged (first build, full refresh, or a changed definition)."""
+
+
+def grain_key_sql(d: Definition, alias: str = "") -> str:
+    """The row's key as text (a JSON list of its grain values), NULL when a part is missing."""
+    prefix = f"{alias}." if alias else ""
+    parts = [f"CAST({prefix}{identifier(k)} AS VARCHAR)" for k in d.grain]
+    nulls = " OR ".join(f"{prefix}{identifier(k)} IS NULL" for k in d.grain)
+    return f"CASE WHEN {nulls} THEN NULL ELSE to_json([{', '.join(parts)}])::VARCHAR END"
+
+
+def ranking_query(d: Definition, judged: str) -> str:
+    """``judged`` (rows of the file's query) with one ``_reject_reason`` each (NULL: kept).
+
+    Per key: rows without a problem first, then the latest load, then the last row of a file,
+    then the file name. Every other version is ``superseded``, naming the file and row kept.
+    """
+    key = " || ', ' || ".join(f"{literal(k + ' ')} || CAST({identifier(k)} AS VARCHAR)"
+                              for k in d.grain)
+    return f"""SELECT * EXCLUDE (_problem, _version_rank, _latest_version),
+       coalesce(_problem, CASE WHEN _version_rank > 1
+           THEN 'superseded: ' || {key} || ' again in ' || _latest_version END) AS _reject_reason
+FROM (
+    SELECT *,
+        row_number() OVER latest AS _version_rank,
+        first_value(_source_file || ' row ' || _row_number) OVER latest AS _latest_version
+    FROM {judged}
+    WINDOW latest AS (
+        PARTITION BY {", ".join(identifier(k) for k in d.grain)}
+        ORDER BY _problem IS NULL DESC, _loaded_at DESC, _row_number DESC, _source_file DESC
+    )
+)"""
+
+
+def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str, *,
+                        full_refresh: bool = False) -> StagingResult:
+    """Judge what is new or may have changed for ``staging.<name>``; see the module docstring.
+
+    With ``full_refresh`` (or on a first build, or when the definition changed since the table
+    was built) every raw row is judged again and the table and its rejects are replaced.
+    """
+    use_functions_of(con, d)
+    raw = f"raw.{d.name}"
+    full = (full_refresh or not table_exists(con, d.table)
+            or built_version(con, d.table) != d.version)
+    batch = next_batch(con)
+    seen = {ref: latest_batch(con, ref) for ref in set(d.references.values())}
+    new_files = _new_files(con, d, full)
+    _dirty_rows(con, d, raw, new_files, seen, full)
+    judged = _judge(con, d, raw, full)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_ranked AS {ranking_query(d, '_crm_judged')}")
+    with transaction(con):
+        written = _replace(con, d, raw, batch, full)
+        mark_staged(con, d.name, new_files, run_id)
+        for ref, last in seen.items():
+            set_watermark(con, d.table, ref, last)
+        set_built_version(con, d.table, d.version, batch, d.grain)
+        record_version(con, d, run_id)
+    con.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
+    if not full:  # the accounting check then matches only these rows
+        con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM _crm_judged")
+    for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_ranked"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    rows, rejected = con.execute(
+        f"SELECT (SELECT count(*) FROM {d.table}), "
+        f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = ?)", [d.name]).fetchone()
+    return StagingResult(int(rows), judged, len(new_files), written, int(rejected), full)
+
+
+def _new_files(con: duckdb.DuckDBPyConnection, d: Definition, full: bool) -> list[str]:
+    """Raw files of the table not judged by it yet (all of them when ``full``)."""
+    staged = "" if full else (f" AND file_sha256 NOT IN (SELECT file_sha256 FROM "
+                              f"{STAGED_FILES.name} WHERE table_name = $t)")
+    return [r[0] for r in con.execute(
+        f"SELECT file_sha256 FROM {LOADED_FILES.name} WHERE table_name = $t{staged} "
+        "ORDER BY loaded_at", {"t": d.name}).fetchall()]
+
+
+def _dirty_rows(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, new_files: list[str],
+                seen: dict[str, int], full: bool) -> None:
+    """``_crm_dirty``: the raw rows (by lineage) to judge before the other versions of their
+    keys are added."""
+    parts = [f"SELECT {', '.join(LINEAGE)} FROM {raw} WHERE list_contains($new, _file_sha256)"]
+    params: dict = {"new": new_files}
+    if not full:
+        changed_refs = [ref for ref, last in seen.items()
+                        if last > watermark(con, d.table, ref)]
+        if changed_refs:  # a reference may have arrived: judge the rejected rows again
+            parts.append(f"SELECT {', '.join(LINEAGE)} FROM {REJECTS.name} WHERE "
+                         "table_name = $name AND reason NOT LIKE 'superseded:%'")
+            params["name"] = d.name
+        for column, ref in d.references.items():
+            if ref not in changed_refs:
+                continue
+            (ref_key,) = built_grain(con, ref)
+            parts.append(
+                f"SELECT s._file_sha256, s._row_number FROM {d.table} s "
+                f"WHERE s.{identifier(column)} IN (SELECT {identifier(ref_key)} FROM {ref} "
+                f"WHERE _batch > {int(watermark(con, d.table, ref))})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_dirty AS {' UNION '.join(parts)}", params)
+
+
+def _judge(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, full: bool) -> int:
+    """``_crm_judged``: the file's query over the dirty rows, then over every other version of
+    the keys they carry (kept in this table, or rejected with that key). Rows judged."""
+    query = read_instead(con, d.body, raw, "_crm_rows")
+    rows_of = (f"SELECT r.* FROM {raw} r SEMI JOIN {{lineage}} l "
+               "ON r._file_sha256 = l._file_sha256 AND r._row_number = l._row_number")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_rows AS {rows_of.format(lineage='_crm_dirty')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_judged AS {query}\n")
+    if full:  # every raw row is judged already
+        return int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
+    same_key = " AND ".join(f"s.{identifier(k)} = j.{identifier(k)}" for k in d.grain)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_more AS
+        SELECT s._file_sha256, s._row_number FROM {d.table} s
+        SEMI JOIN _crm_judged j ON {same_key}
+        UNION
+        SELECT _file_sha256, _row_number FROM {REJECTS.name}
+        WHERE table_name = ? AND grain_key IN (SELECT {grain_key_sql(d)} FROM _crm_judged)
+        EXCEPT
+        SELECT _file_sha256, _row_number FROM _crm_dirty""", [d.name])
+    if con.execute("SELECT count(*) FROM _crm_more").fetchone()[0]:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_rows AS "
+                    f"{rows_of.format(lineage='_crm_more')}")
+        con.execute(f"INSERT INTO _crm_judged {query}\n")
+    con.execute("DROP TABLE _crm_more")
+    return int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
+
+
+def _replace(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, batch: int,
+             full: bool) -> int:
+    """The judged rows replace what the table and the rejects held for them; keys written."""
+    kept = ", ".join(identifier(n) for n, _ in d.published_schema if n != "_batch")
+    if full:
+        columns = ", ".join(f"{identifier(n)} {t}" for n, t in d.published_schema)
+        con.execute(f"CREATE OR REPLACE TABLE {d.table} ({columns})")
+        con.execute(f"DELETE FROM {REJECTS.name} WHERE table_name = ?", [d.name])
+    else:
+        for table, where in ((d.table, ""), (REJECTS.name, " AND table_name = $name")):
+            con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _crm_ranked j WHERE "
+                        "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number)"
+                        + where.replace("$name", literal(d.name)))
+    written = con.execute(f"INSERT INTO {d.table} ({kept}, _batch) SELECT {kept}, {batch} "
+                          "FROM _crm_ranked WHERE _reject_reason IS NULL").fetchone()[0]
+    # The raw row by a join, not a correlated subquery: DuckDB then builds the hash table on
+    # the few rejects and turns only matched raw rows into JSON (5x faster at 8M orders).
+    con.execute(
+        f"""INSERT INTO {REJECTS.name} (table_name, _source_file, _file_sha256, _row_number,
+                                        reason, raw_row, rejected_at, grain_key)
+            SELECT ?, s._source_file, s._file_sha256, s._row_number, s._reject_reason,
+                   to_json(r), now(), {grain_key_sql(d, 's')}
+            FROM _crm_ranked s LEFT JOIN {raw} r
+                ON r._file_sha256 = s._file_sha256 AND r._row_number = s._row_number
+            WHERE s._reject_reason IS NOT NULL""", [d.name])
+    return int(written)
+
