@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from crm_assets.defs.definitions import build_definitions
-from crm_assets.defs.runs import build_all
+from crm_assets.defs.runs import build_all, nightly
 from crm_assets.settings import Settings, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -56,10 +56,16 @@ class Project:
     def definitions(self) -> dg.Definitions:
         return build_definitions(self.settings)
 
-    def build(self, as_of: date, first_day: date | None = None, last_day: date | None = None):
+    def build(self, as_of: date, first_day: date | None = None, last_day: date | None = None,
+              full_refresh: bool = False):
         return build_all(self.settings, as_of=as_of, first_day=first_day or as_of,
                          last_day=last_day or as_of, instance=self.instance,
-                         definitions=self.definitions())
+                         definitions=self.definitions(), full_refresh=full_refresh)
+
+    def nightly(self, day: date):
+        """The nightly run for ``day``, as the schedule launches it."""
+        return nightly(self.settings, day, instance=self.instance,
+                       definitions=self.definitions())
 
     def query(self, sql: str, params=None) -> list[tuple]:
         con = duckdb.connect(str(self.settings.warehouse_path), read_only=True)

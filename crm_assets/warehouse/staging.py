@@ -122,6 +122,8 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_ranked AS {ranking_query(d, '_crm_judged')}")
     with transaction(con):
         written = _replace(con, d, raw, batch, full)
+        if full:  # every file is judged again
+            con.execute(f"DELETE FROM {STAGED_FILES.name} WHERE table_name = ?", [d.name])
         mark_staged(con, d.name, new_files, run_id)
         for ref, last in seen.items():
             set_watermark(con, d.table, ref, last)

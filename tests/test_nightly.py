@@ -1,0 +1,151 @@
+"""Nights that cost what changed, and give what a full refresh gives.
+
+The tiny fixture (see test_pipeline.py) is built as of 2025-03-12 with event days from
+2025-01-01, then two nights bring the files of tests/fixtures/nightly/<day>/. Worked out by hand:
+
+* 2025-03-13: C5 and C6 are Мария Иванова with no contact in common (two people); C9 arrives, so
+  O6 (rejected on the 12th for its unknown customer C9) and its line are staged; O9 is a late
+  order of C3 (person 2) on 2025-01-15, a croissant. So croissant_purchase gains the 13th (O8)
+  and, late, the 12th (O6) and 2025-01-15 (O9); first_purchase gains the 13th (person 4, O8)
+  and, late, the 12th (person 6's O6) and 2025-01-15 (person 2's first purchase moves there
+  from O3 on the 10th, which loses it).
+* 2025-03-14: C7 holds C5's e-mail (case aside) and C6's phone (another format) under the same
+  name: persons 4 and 5 become one, 4 (the older) surviving; C2 comes again with a later
+  update (the first C2 row is superseded); O2 comes again as refunded, so the 10th loses its
+  croissant purchase.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import dagster as dg
+import pytest
+from conftest import FIXTURES, Project, make_project
+
+NIGHTS = FIXTURES / "nightly"
+D = date.fromisoformat
+START = D("2025-01-01")
+
+RUN_COLUMNS = {"_batch", "rejected_at", "computed_at", "run_id", "staged_at", "built_at", "batch",
+               "first_materialized_at"}
+"""What says when or by which run a row was written: not part of what a table holds."""
+BOOKKEEPING = {"meta.built_versions", "meta.watermarks", "meta.staged_files", "meta.event_days",
+               "meta.changed_parts"}
+"""Tables recording what each run did, not what the data is."""
+
+
+def bring(project: Project, night: str) -> None:
+    for path in (NIGHTS / night).glob("*.csv"):
+        shutil.copyfile(path, project.input_dir / path.name)
+
+
+def rows_of(project: Project, table: str) -> list[tuple]:
+    schema, name = table.split(".")
+    columns = [r[0] for r in project.query(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+        "ORDER BY column_index", [schema, name]) if r[0] not in RUN_COLUMNS]
+    listed = ", ".join(f'"{c}"' for c in columns)
+    return project.query(f"SELECT {listed} FROM {table} ORDER BY ALL")
+
+
+def data_tables(project: Project) -> list[str]:
+    return [f"{s}.{t}" for s, t in project.query(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary "
+        "ORDER BY 1, 2") if f"{s}.{t}" not in BOOKKEEPING]
+
+
+def late_partitions(project: Project, run_id: str, asset: str) -> list[str]:
+    records = project.instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    return sorted(r.event_log_entry.dagster_event.partition for r in records
+                  if r.event_log_entry.dagster_event.asset_key.to_user_string() == asset
+                  and r.event_log_entry.dagster_event.partition != run_id and
+                  r.event_log_entry.dagster_event.event_specific_data.materialization.metadata
+                  .get("rebuilt_late") is not None)
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory) -> tuple[Project, dict[str, str]]:
+    project = make_project(tmp_path_factory.mktemp("nightly"), partition_start=START)
+    first = project.build(as_of=D("2025-03-12"), first_day=START, last_day=D("2025-03-12"))
+    assert first.success, first.error
+    runs = {}
+    for night in ("2025-03-13", "2025-03-14"):
+        bring(project, night)
+        result = project.nightly(D(night))
+        assert result.success, result.error
+        runs[night] = result.run_id
+    return project, runs
+
+
+def test_a_night_stages_only_its_rows_and_rebuilds_the_late_days(nights):
+    project, runs = nights
+    # O6 was rejected for its unknown customer; C9 arrived: staged, with its line
+    assert project.query("SELECT order_id FROM staging.orders WHERE order_id = 'O6'") == [("O6",)]
+    assert project.scalar("SELECT count(*) FROM staging.rejects WHERE reason LIKE '%O6%'") == 0
+    # the late days of the first night were rebuilt in that run, and only they
+    assert late_partitions(project, runs["2025-03-13"], "events/croissant_purchase") == [
+        "2025-01-15", "2025-03-12"]
+    assert late_partitions(project, runs["2025-03-13"], "events/first_purchase") == [
+        "2025-01-15", "2025-03-10", "2025-03-12"]
+    assert late_partitions(project, runs["2025-03-14"], "events/croissant_purchase") == [
+        "2025-03-10"]
+    assert project.query("SELECT event_date, order_id, customer_id FROM events.first_purchase "
+                         "ORDER BY 1, 2") == [
+        (D("2025-01-15"), "O9", 2), (D("2025-03-10"), "O1", 1), (D("2025-03-11"), "O4", 3),
+        (D("2025-03-12"), "O6", 6), (D("2025-03-13"), "O8", 4)]
+    assert project.query("SELECT event_date, order_id FROM events.croissant_purchase "
+                         "ORDER BY 1, 2") == [
+        (D("2025-01-15"), "O9"), (D("2025-03-10"), "O1"), (D("2025-03-10"), "O3"),
+        (D("2025-03-12"), "O6"), (D("2025-03-13"), "O8")]
+    # the trigger file of a late day was written again
+    exports = project.settings.serving_path / "exports" / "first_purchase"
+    assert "6," in (exports / "2025-03-12.csv").read_text(encoding="utf-8")
+
+
+def test_a_merge_and_a_superseded_record(nights):
+    project, _ = nights
+    assert project.query("SELECT from_customer_id, to_customer_id FROM meta.customer_merges") == [
+        (5, 4)]
+    assert project.query("SELECT source_customer_id, customer_id FROM core.customer_identity "
+                         "WHERE source_customer_id IN ('C5', 'C6', 'C7') ORDER BY 1") == [
+        ("C5", 4), ("C6", 4), ("C7", 4)]
+    assert project.query("SELECT customer_id FROM core.orders WHERE order_id = 'O10'") == [(4,)]
+    assert project.scalar("SELECT count(*) FROM core.customers WHERE customer_id = 5") == 0
+    assert project.query("SELECT _row_number, reason FROM staging.rejects WHERE table_name = "
+                         "'customers' AND reason LIKE 'superseded%'") == [
+        (2, "superseded: source_customer_id C2 again in customers_2025-03-14.csv row 2")]
+    assert project.query("SELECT email_opt_in FROM staging.customers "
+                         "WHERE source_customer_id = 'C2'") == [(True,)]
+
+
+def test_nights_give_exactly_what_a_full_refresh_gives(nights, tmp_path):
+    project, _ = nights
+    again = project.copy(tmp_path)
+    result = again.build(as_of=D("2025-03-14"), first_day=START, last_day=D("2025-03-14"),
+                         full_refresh=True)
+    assert result.success, result.error
+    tables = data_tables(project)
+    assert tables == data_tables(again)
+    assert {"staging.email_addresses", "core.customers", "events.first_purchase",
+            "marts.segment_membership_history", "meta.customer_merges"} <= set(tables)
+    for table in tables:
+        assert rows_of(project, table) == rows_of(again, table), table
+    # the same trigger files: a day's file says whom the e-mail tool could reach when the day
+    # was built (C2's later opt-in does not rewrite the 10th's, sent long ago; a full refresh
+    # writes every file again, with today's consent)
+    def exported(p: Project) -> list[str]:
+        return sorted(x.name for x in (p.settings.serving_path / "exports").rglob("*.csv"))
+
+    assert exported(project) == exported(again)
+
+
+def test_a_night_with_nothing_new_changes_nothing(nights, tmp_path):
+    project, _ = nights
+    again = project.copy(tmp_path)
+    before = {t: rows_of(again, t) for t in data_tables(again)}
+    result = again.nightly(D("2025-03-14"))
+    assert result.success, result.error
+    assert {t: rows_of(again, t) for t in data_tables(again)} == before
