@@ -41,11 +41,11 @@ def bring(project: Project, night: str) -> None:
         shutil.copyfile(path, project.input_dir / path.name)
 
 
-def rows_of(project: Project, table: str) -> list[tuple]:
+def rows_of(project: Project, table: str, excluded: set[str] = RUN_COLUMNS) -> list[tuple]:
     schema, name = table.split(".")
     columns = [r[0] for r in project.query(
         "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-        "ORDER BY column_index", [schema, name]) if r[0] not in RUN_COLUMNS]
+        "ORDER BY column_index", [schema, name]) if r[0] not in excluded]
     listed = ", ".join(f'"{c}"' for c in columns)
     return project.query(f"SELECT {listed} FROM {table} ORDER BY ALL")
 
@@ -149,3 +149,69 @@ def test_a_night_with_nothing_new_changes_nothing(nights, tmp_path):
     result = again.nightly(D("2025-03-14"))
     assert result.success, result.error
     assert {t: rows_of(again, t) for t in data_tables(again)} == before
+
+
+LAST = D("2026-06-30")
+DEMO_START = D("2026-05-01")
+DEMO_RUN_COLUMNS = RUN_COLUMNS | {"_loaded_at", "loaded_at", "file_mtime_ns", "first_seen_at",
+                                  "merged_at", "raw_row"}
+"""Also when each file was loaded (one night later) and the raw row as JSON (which holds it)."""
+HISTORY = {"marts.segment_membership_history", "meta.segment_runs", "marts.segment_sizes_daily"}
+"""What records each as-of day a run computed: the nights computed the 29th too."""
+
+
+def split_last_day(generated, base, last) -> None:
+    """The generated files as the days before ``LAST`` and ``LAST``'s own files."""
+    import duckdb
+
+    base.mkdir()
+    last.mkdir()
+    day = LAST.isoformat()
+    times = {"customers": "registered_at", "orders": "ordered_at", "interactions": "occurred_at",
+             "sessions": "started_at"}
+    con = duckdb.connect()
+    for path in sorted(generated.glob("*.csv")):
+        table = path.stem
+        con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{path}', all_varchar = true)")
+        if table in times:
+            is_last = f"left(coalesce({times[table]}, ''), 10) = '{day}'"
+        elif table == "order_items":
+            is_last = (f"order_id IN (SELECT order_id FROM read_csv('{generated}/orders.csv', "
+                       f"all_varchar = true) WHERE left(ordered_at, 10) = '{day}')")
+        else:
+            is_last = "false"
+        con.execute(f"COPY (SELECT * FROM t WHERE NOT ({is_last})) TO '{base / path.name}' "
+                    "(HEADER)")
+        con.execute(f"COPY (SELECT * FROM t WHERE {is_last}) TO "
+                    f"'{last / f'{table}_{day}.csv'}' (HEADER)")
+        con.execute("DROP TABLE t")
+    con.close()
+
+
+def test_the_demo_last_night_gives_what_a_full_build_gives(tmp_path):
+    """Demo data (the generator, test-sized): a build of the days before the last, then the
+    last day's night, against one build of everything."""
+    from crm_assets.demo import generate
+
+    generate(tmp_path / "generated", customers=300, seed=11, start=DEMO_START, end=LAST)
+    split_last_day(tmp_path / "generated", tmp_path / "base", tmp_path / "last")
+    nights = make_project(tmp_path / "nights", input_dir=tmp_path / "base",
+                          partition_start=DEMO_START)
+    first = nights.build(as_of=D("2026-06-29"), first_day=DEMO_START, last_day=D("2026-06-29"))
+    assert first.success, first.error
+    for path in (tmp_path / "last").glob("*.csv"):
+        shutil.copyfile(path, nights.input_dir / path.name)
+    night = nights.nightly(LAST)
+    assert night.success, night.error
+
+    whole = make_project(tmp_path / "whole", input_dir=nights.input_dir,
+                         partition_start=DEMO_START)
+    build = whole.build(as_of=LAST, first_day=DEMO_START, last_day=LAST)
+    assert build.success, build.error
+
+    tables = [t for t in data_tables(nights) if t not in HISTORY]
+    assert tables == [t for t in data_tables(whole) if t not in HISTORY]
+    assert nights.scalar("SELECT count(*) FROM raw.orders WHERE _source_file LIKE '%06-30%'") > 0
+    for table in tables:
+        assert rows_of(nights, table, DEMO_RUN_COLUMNS) == rows_of(whole, table,
+                                                                    DEMO_RUN_COLUMNS), table
