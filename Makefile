@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/crm demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 dev: install
 	$(BIN)/crm dev

@@ -493,9 +493,9 @@ def test_failed_run_leaves_tables_untouched(con, monkeypatch):
     resolve_identity(con, now=RUN_1)
     before = snapshot(con)
     insert(con, record("B", "Иван", "Петров", "иван петров", email="ivan@mail.ru"))
-    from crm_assets.identity import resolve
+    from crm_assets.identity import statements
 
-    monkeypatch.setattr(resolve, "_MERGES_SQL", "select no_such_column")
+    monkeypatch.setattr(statements, "MERGES_SQL", "select no_such_column")
     with pytest.raises(duckdb.Error):
         resolve_identity(con, now=RUN_2)
     assert snapshot(con) == before
