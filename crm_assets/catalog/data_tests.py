@@ -55,8 +55,24 @@ class TestDeclaration:
             return [self.args["column"]]
         return []
 
-    def failing_count_sql(self, relation: str) -> str:
+    def failing_count_sql(self, relation: str, written: str | None = None) -> str:
+        """A query counting the rows of ``relation`` that fail the test (0: it passes).
+
+        Args:
+            written: a condition on ``relation``'s rows selecting those a run wrote: only they
+                are tested (for ``unique``: the keys they hold), the others having passed when
+                they were written.
+        """
         a = self.args
+        if written is not None and self.kind == "unique":
+            cols = ", ".join(_q(c) for c in a["columns"])
+            same = " AND ".join(f"t.{_q(c)} = w.{_q(c)}" for c in a["columns"])
+            return (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {relation} "
+                    f"AS t SEMI JOIN (SELECT {cols} FROM {relation} WHERE {written}) AS w ON "
+                    f"{same} GROUP BY {', '.join('t.' + _q(c) for c in a['columns'])} "
+                    "HAVING count(*) > 1)")
+        if written is not None:
+            relation = f"(SELECT * FROM {relation} WHERE {written})"
         if self.kind == "not_null":
             cols = a["columns"]
             cond = " OR ".join(f"{_q(c)} IS NULL" for c in cols)

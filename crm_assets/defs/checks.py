@@ -53,13 +53,14 @@ def data_tests(d: Definition, key: dg.AssetKey) -> list[DataTest]:
             for decl, _ in d.declarations]
 
 
-def run_data_tests(con: duckdb.DuckDBPyConnection, tests: list[DataTest], relation: str
-                   ) -> list[dg.AssetCheckResult]:
-    """Evaluate ``tests`` on ``relation`` (a table, or a subquery of a window of it)."""
+def run_data_tests(con: duckdb.DuckDBPyConnection, tests: list[DataTest], relation: str,
+                   written: str | None = None) -> list[dg.AssetCheckResult]:
+    """Evaluate ``tests`` on ``relation`` (a table, or a subquery of a window of it); only on
+    the rows ``written`` selects when given (what an incremental run wrote)."""
     results = []
     for t in tests:
-        failing = failing_rows(con, t.test, relation)
-        sql = t.test.failing_count_sql(relation)
+        failing = failing_rows(con, t.test, relation, written)
+        sql = t.test.failing_count_sql(relation, written)
         results.append(dg.AssetCheckResult(
             asset_key=t.spec.asset_key, check_name=t.spec.name, passed=failing == 0,
             severity=dg.AssetCheckSeverity.ERROR if t.test.blocking else dg.AssetCheckSeverity.WARN,

@@ -151,19 +151,22 @@ def _model_asset(a: _Asset, python_checks: list, common: dict) -> dg.AssetsDefin
         full_refresh = is_full_refresh(context)
         with warehouse.connect() as con:
             set_as_of_date(con, resolve_as_of(context, a.settings))
+            written = None  # a run that merged tests the rows it wrote, not the history
             if d.keeps_versions:
                 staged = materialize_staging(con, d, context.run.run_id, full_refresh=full_refresh)
                 rows, how = staged.rows, {
                     "judged_rows": staged.judged, "new_files": staged.new_files,
                     "written_keys": staged.written, "rejected_rows": staged.rejected,
                     "full": staged.full}
+                written = None if staged.full else f"_batch = {staged.batch}"
             elif d.incremental is not None:
                 merged = materialize_incremental(con, d, context.run.run_id,
                                                  full_refresh=full_refresh)
                 rows, how = merged.rows, {"merged_keys": merged.keys, "full": merged.full}
+                written = None if merged.full else f"_batch = {merged.batch}"
             else:
                 rows, how = materialize_model(con, d, context.run.run_id), {}
-            checks = run_data_tests(con, a.tests, d.table)
+            checks = run_data_tests(con, a.tests, d.table, written)
             checks += [c.evaluate(con) for c in python_checks]
         meta = {**common_metadata(d, rows), **how, **a.lineage(context)}
         return dg.MaterializeResult(metadata=meta, check_results=checks or None)

@@ -45,6 +45,8 @@ class MergeResult:
     keys: int
     """Keys computed again (every key when ``full``)."""
     full: bool
+    batch: int
+    """The batch the run wrote its rows with."""
 
 
 def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str, *,
@@ -67,7 +69,7 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
             con.execute(f"INSERT INTO {CHANGED_PARTS.name} VALUES (?, '*', ?)", [d.table, batch])
             _remember(con, d, seen, batch, run_id)
         rows = _count(con, d.table)
-        return MergeResult(rows, rows, True)
+        return MergeResult(rows, rows, True, batch)
     keys = _changed_keys(con, d, seen, removed_table, removed_column)
     if keys:
         query = read_instead(con, d.body, spec.source, "_crm_source")
@@ -93,7 +95,7 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
         _remember(con, d, seen, batch, run_id)
     for temp in ("_crm_keys", "_crm_source", "_crm_merged"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
-    return MergeResult(_count(con, d.table), keys, False)
+    return MergeResult(_count(con, d.table), keys, False, batch)
 
 
 def _changed_keys(con: duckdb.DuckDBPyConnection, d: Definition, seen: dict[str, int],

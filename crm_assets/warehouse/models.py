@@ -24,9 +24,10 @@ from crm_assets.warehouse.state import next_batch, record_version, set_built_ver
 from crm_assets.warehouse.tables import REJECTS
 
 
-def failing_rows(con: duckdb.DuckDBPyConnection, test: TestDeclaration, relation: str) -> int:
-    """How many rows of ``relation`` fail ``test`` (0: it passes)."""
-    return int(con.execute(test.failing_count_sql(relation)).fetchone()[0])
+def failing_rows(con: duckdb.DuckDBPyConnection, test: TestDeclaration, relation: str,
+                 written: str | None = None) -> int:
+    """How many rows of ``relation`` (those ``written`` selects, when given) fail ``test``."""
+    return int(con.execute(test.failing_count_sql(relation, written)).fetchone()[0])
 
 
 def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str, *,

@@ -70,6 +70,8 @@ class StagingResult:
     """Rejected rows of the table after the run."""
     full: bool
     """Whether every raw row was judged (first build, full refresh, or a changed definition)."""
+    batch: int
+    """The batch the run wrote its rows with."""
 
 
 def grain_key_sql(d: Definition, alias: str = "") -> str:
@@ -137,7 +139,7 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
     rows, rejected = con.execute(
         f"SELECT (SELECT count(*) FROM {d.table}), "
         f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = ?)", [d.name]).fetchone()
-    return StagingResult(int(rows), judged, len(new_files), written, int(rejected), full)
+    return StagingResult(int(rows), judged, len(new_files), written, int(rejected), full, batch)
 
 
 def _new_files(con: duckdb.DuckDBPyConnection, d: Definition, full: bool) -> list[str]:
