@@ -75,6 +75,22 @@ HOSTILE: dict[str, tuple[str, str, list[str]]] = {
         "null::varchar as _problem,\n    null::varchar as _reject_reason\nfrom raw.stores\n",
         ["{f}:2:74: output '_problem' (the latest version of each grain is kept) or "
          "'_reject_reason' (rows kept as they are), not both"]),
+    "staging_problem_dedupes_by_hand": (
+        "staging/bad.sql",
+        "-- grain: [store_id]\nselect store_id, _source_file, _row_number, _loaded_at,\n"
+        "    case when row_number() over (partition by store_id order by _loaded_at desc) > 1\n"
+        "        then 'older' end as _problem\nfrom raw.stores\n",
+        ["{f}:2:1: a staging model that outputs '_problem' judges each raw row on its own (a "
+         "night judges only new rows and those a changed reference concerns): a window function "
+         "combines rows; keep the latest version to the framework (grain) or do it in core"]),
+    "staging_problem_counts_rows": (
+        "staging/bad.sql",
+        "-- grain: [store_id]\nselect store_id, _source_file, _row_number, _loaded_at,\n"
+        "    case when store_id in (select store_id from raw.stores group by 1\n"
+        "        having count(*) > 1) then 'repeated' end as _problem\nfrom raw.stores\n",
+        ["{f}:2:1: a staging model that outputs '_problem' judges each raw row on its own (a "
+         "night judges only new rows and those a changed reference concerns): GROUP BY "
+         "combines rows; keep the latest version to the framework (grain) or do it in core"]),
     "attach": (
         "segments/bad.sql", "attach '/tmp/other.duckdb' as other\n",
         ["{f}:1:1: only a read-only SELECT is allowed; found ATTACH statement"]),

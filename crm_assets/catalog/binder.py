@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import duckdb
+from sqlglot import exp
 
 from crm_assets.catalog import cache
 from crm_assets.catalog.data_tests import TestDeclaration
@@ -323,6 +324,13 @@ class _Schemas:
                 self.add(d, where, f"a staging model that outputs '_problem' must output "
                                    f"'{column}', to pick the latest version of each grain")
                 missing.add(column)
+        if (found := _across_rows(d.ast)) is not None:
+            self.add(d, d.select_offset,
+                     f"a staging model that outputs '_problem' judges each raw row on its own "
+                     f"(a night judges only new rows and those a changed reference concerns): "
+                     f"{found} combines rows; keep the latest version to the framework (grain) "
+                     f"or do it in core")
+            missing.add("row_by_row")
         return missing
 
 
@@ -474,4 +482,24 @@ def _check_expression(sql: str, d: Definition, binder: Binder) -> str | None:
         binder.describe(sql, [d.table, *tables])
     except duckdb.Error as err:
         return _duckdb_message(err)
+    return None
+
+
+_ACROSS_ROWS = ((exp.Window, "a window function"), (exp.AggFunc, "an aggregate"),
+                (exp.Group, "GROUP BY"), (exp.Distinct, "DISTINCT"), (exp.Limit, "LIMIT"),
+                (exp.Qualify, "QUALIFY"), (exp.Having, "HAVING"))
+
+
+def _across_rows(ast: exp.Expression | None) -> str | None:
+    """What in a query combines rows (a window, an aggregate, DISTINCT, LIMIT ...), if anything.
+
+    Reading a reference table through such a construct is as suspect as the source itself: a
+    staging judgement may depend on the row and on the keys of what it references, nothing else.
+    """
+    if ast is None:
+        return None
+    for node in ast.walk():
+        for kind, name in _ACROSS_ROWS:
+            if isinstance(node, kind):
+                return name
     return None

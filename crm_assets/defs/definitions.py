@@ -47,7 +47,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         # One process per run, not per step: DuckDB takes one writer, so the pool runs the steps
         # one at a time anyway, and a process per step re-imports and re-loads the project
-        # (34 steps of refresh_segments: 95 s with the default multiprocess executor, 11 s here).
+        # (34 steps of the segments and what reads them: 95 s with the default multiprocess
+        # executor, 11 s here).
         # Pools still apply across runs.
         executor=dg.in_process_executor,
         assets=assets,
