@@ -21,6 +21,7 @@ import shutil
 from datetime import date
 
 import dagster as dg
+import duckdb
 import pytest
 from conftest import FIXTURES, Project, make_project
 
@@ -215,3 +216,39 @@ def test_the_demo_last_night_gives_what_a_full_build_gives(tmp_path):
     for table in tables:
         assert rows_of(nights, table, DEMO_RUN_COLUMNS) == rows_of(whole, table,
                                                                     DEMO_RUN_COLUMNS), table
+
+
+def test_answers_of_other_cleaning_rules_are_judged_again(built, tmp_path):
+    """A night checks only new e-mails; answers kept from other rules (a library upgrade, an
+    edited cleaning function: another ``cleaning_version``) are all checked again."""
+    project = built.copy(tmp_path)
+
+    def older_rules(stale_version: bool) -> None:
+        # anna@mail.ru (C3) as if a former validator had refused it, everywhere it went
+        con = duckdb.connect(str(project.settings.warehouse_path))
+        con.execute("UPDATE staging.email_addresses SET email = NULL, email_key = NULL, "
+                    "issue = 'invalid e-mail' WHERE raw_value = 'anna@mail.ru'")
+        con.execute("UPDATE staging.customers SET email = NULL, email_key = NULL "
+                    "WHERE source_customer_id = 'C3'")
+        if stale_version:
+            con.execute("UPDATE meta.built_versions SET definition_version = 'older rules' "
+                        "WHERE table_name IN ('staging.email_addresses', 'staging.phone_numbers',"
+                        " 'staging.customers')")
+        con.close()
+
+    def anna() -> tuple:
+        return project.query(
+            "SELECT s.email, c.email FROM staging.customers s JOIN core.customer_identity i "
+            "USING (source_customer_id) JOIN core.customers c ON c.customer_id = i.customer_id "
+            "WHERE s.source_customer_id = 'C3'")[0]
+
+    older_rules(stale_version=False)
+    assert project.nightly(D("2025-03-13")).success
+    assert anna()[0] is None  # the same rules: nothing new, nothing checked again
+
+    older_rules(stale_version=True)
+    assert anna() == (None, "anna@mail.ru")  # core took in nothing from that
+    assert project.nightly(D("2025-03-14")).success
+    assert anna() == ("anna@mail.ru", "anna@mail.ru")
+    assert project.scalar("SELECT count(*) FROM staging.email_addresses") == project.scalar(
+        "SELECT count(DISTINCT email) FROM raw.customers")

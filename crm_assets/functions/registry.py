@@ -9,13 +9,36 @@ warehouse file.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
 
 import duckdb
 
 from crm_assets.functions.contacts import register_contact_udfs
 from crm_assets.functions.macros import register_cleaning_macros
 from crm_assets.quoting import literal
+
+CLEANING_LIBRARIES = ("email-validator", "phonenumbers")
+"""The libraries whose answers the cleaning functions return."""
+
+
+@cache
+def cleaning_version() -> str:
+    """The version of the cleaning rules: their code (this folder) and the libraries' versions.
+
+    A table judged row by row and kept across nights (staging, the checked contacts) records it:
+    answers given by other rules (an edited macro, a new ``phonenumbers`` with this year's
+    numbering plans) make the next run judge every row again instead of mixing the two.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for library in CLEANING_LIBRARIES:
+        digest.update(f"{library}=={version(library)}\0".encode())
+    return digest.hexdigest()[:12]
 
 
 def set_as_of_date(con: duckdb.DuckDBPyConnection, as_of: date) -> None:

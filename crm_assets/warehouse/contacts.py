@@ -21,9 +21,10 @@ import duckdb
 import pyarrow as pa
 
 from crm_assets.functions.contacts import clean_emails, clean_phones
+from crm_assets.functions.registry import cleaning_version
 from crm_assets.quoting import identifier
 from crm_assets.warehouse.connection import transaction
-from crm_assets.warehouse.state import mark_staged
+from crm_assets.warehouse.state import built_version, mark_staged, set_built_version
 from crm_assets.warehouse.tables import EMAIL_ADDRESSES, LOADED_FILES, PHONE_NUMBERS, STAGED_FILES
 
 PARALLEL_FROM = 50_000
@@ -47,9 +48,13 @@ def check_contacts(con: duckdb.DuckDBPyConnection, run_id: str, *, full_refresh:
                    workers: int | None = None) -> ContactCheck:
     """Check the e-mails and phones of raw customer files not seen yet; append the answers.
 
-    With ``full_refresh`` both tables are emptied and every value is checked again.
+    With ``full_refresh``, or when the cleaning rules changed since the answers were given (a new
+    ``phonenumbers``, see :func:`~crm_assets.functions.registry.cleaning_version`), both tables
+    are emptied and every value is checked again; ``staging.customers`` records the same version,
+    so its next run judges every record again with the new answers.
     """
-    if full_refresh:
+    rules = cleaning_version()
+    if full_refresh or built_version(con, EMAIL_ADDRESSES.name) not in (None, rules):
         with transaction(con):
             for table, _, _ in _CHECKS:
                 con.execute(f"DELETE FROM {table.name}")
@@ -77,6 +82,8 @@ def check_contacts(con: duckdb.DuckDBPyConnection, run_id: str, *, full_refresh:
             finally:
                 con.unregister("_crm_answers")
         mark_staged(con, EMAIL_ADDRESSES.name, files, run_id)
+        for table, _, _ in _CHECKS:
+            set_built_version(con, table.name, rules, 0, ["raw_value"])
     held = {table.name: int(con.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0])
             for table, _, _ in _CHECKS}
     return ContactCheck(len(files), checked, held)

@@ -33,6 +33,7 @@ from crm_assets.warehouse.state import (
     record_version,
     set_built_version,
     set_watermark,
+    version_built,
     watermark,
 )
 from crm_assets.warehouse.tables import CHANGED_PARTS, month_column
@@ -59,7 +60,7 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
     sources = [spec.source, *spec.via, *([removed_table] if removed_table else [])]
     seen = {table: latest_batch(con, table) for table in sources}
     full = (full_refresh or not table_exists(con, d.table)
-            or built_version(con, d.table) != d.version)
+            or built_version(con, d.table) != version_built(d))
     batch = next_batch(con)
     month = month_column([n for n, _ in d.schema])
     if full:
@@ -122,7 +123,7 @@ def _remember(con: duckdb.DuckDBPyConnection, d: Definition, seen: dict[str, int
               run_id: str) -> None:
     for table, last in seen.items():
         set_watermark(con, d.table, table, last)
-    set_built_version(con, d.table, d.version, batch, d.grain)
+    set_built_version(con, d.table, version_built(d), batch, d.grain)
     record_version(con, d, run_id)
 
 

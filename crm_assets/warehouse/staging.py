@@ -10,15 +10,16 @@ The rules are the same on a night as on a first build; what changes is which row
 (:func:`materialize_staging`):
 
 * the rows of raw files this table has not judged yet (``meta.staged_files``);
-* rows judged before whose answer may now differ: rejected rows (a customer or store they named
-  may have arrived), on nights when a table they reference changed, and kept rows holding a key
-  that changed in a table they reference (``references`` in the header: a store's time zone
-  decides its orders' instants);
+* rows judged before whose answer may now differ: rejected rows naming a key written since in a
+  table they reference (a customer or store they named may have arrived; ``reference_keys`` in
+  ``staging.rejects``), and kept rows holding such a key (``references`` in the header: a store's
+  time zone decides its orders' instants);
 * then every other version of each key those rows carry, found by the key in this table and in
   the rejects (``grain_key``), so the latest version is chosen among all of them.
 
 Those rows are judged by the file's own SQL (run over just them), ranked per key, and replace what
-the table and the rejects held for them, in one transaction. A row's judgement depends only on the
+the table and the rejects held for them, in one transaction; a kept row judged exactly as before
+stays as it was, so it is not new to what reads the table. A row's judgement depends only on the
 row and the tables it references (the catalogue checks a staging query is row by row), so this
 gives what judging every raw row again would. Each written row carries the batch that wrote it
 (``_batch``): what reads the table takes in only the keys written since it last ran.
@@ -43,6 +44,7 @@ from crm_assets.warehouse.state import (
     record_version,
     set_built_version,
     set_watermark,
+    version_built,
     watermark,
 )
 from crm_assets.warehouse.tables import LOADED_FILES, REJECTS, STAGED_FILES
@@ -82,6 +84,14 @@ def grain_key_sql(d: Definition, alias: str = "") -> str:
     return f"CASE WHEN {nulls} THEN NULL ELSE to_json([{', '.join(parts)}])::VARCHAR END"
 
 
+def reference_keys_sql(d: Definition, alias: str = "") -> str:
+    """The keys of other staging tables the row names, as ``column=value`` texts."""
+    prefix = f"{alias}." if alias else ""
+    parts = [f"{literal(column + '=')} || CAST({prefix}{identifier(column)} AS VARCHAR)"
+             for column in d.references]
+    return f"list_filter([{', '.join(parts)}]::VARCHAR[], lambda k: k IS NOT NULL)"
+
+
 def ranking_query(d: Definition, judged: str) -> str:
     """``judged`` (rows of the file's query) with one ``_reject_reason`` each (NULL: kept).
 
@@ -109,13 +119,14 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
                         full_refresh: bool = False) -> StagingResult:
     """Judge what is new or may have changed for ``staging.<name>``; see the module docstring.
 
-    With ``full_refresh`` (or on a first build, or when the definition changed since the table
-    was built) every raw row is judged again and the table and its rejects are replaced.
+    With ``full_refresh`` (or on a first build, or when the definition or the cleaning rules
+    changed since the table was built, :func:`~crm_assets.warehouse.state.version_built`) every
+    raw row is judged again and the table and its rejects are replaced.
     """
     use_functions_of(con, d)
     raw = f"raw.{d.name}"
     full = (full_refresh or not table_exists(con, d.table)
-            or built_version(con, d.table) != d.version)
+            or built_version(con, d.table) != version_built(d))
     batch = next_batch(con)
     seen = {ref: latest_batch(con, ref) for ref in set(d.references.values())}
     new_files = _new_files(con, d, full)
@@ -129,12 +140,12 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
         mark_staged(con, d.name, new_files, run_id)
         for ref, last in seen.items():
             set_watermark(con, d.table, ref, last)
-        set_built_version(con, d.table, d.version, batch, d.grain)
+        set_built_version(con, d.table, version_built(d), batch, d.grain)
         record_version(con, d, run_id)
     con.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
     if not full:  # the accounting check then matches only these rows
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM _crm_judged")
-    for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_ranked"):
+    for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_ranked", "_crm_same"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     rows, rejected = con.execute(
         f"SELECT (SELECT count(*) FROM {d.table}), "
@@ -160,18 +171,24 @@ def _dirty_rows(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, new_fil
     if not full:
         changed_refs = [ref for ref, last in seen.items()
                         if last > watermark(con, d.table, ref)]
-        if changed_refs:  # a reference may have arrived: judge the rejected rows again
-            parts.append(f"SELECT {', '.join(LINEAGE)} FROM {REJECTS.name} WHERE "
-                         "table_name = $name AND reason NOT LIKE 'superseded:%'")
-            params["name"] = d.name
+        changed_keys = []
         for column, ref in d.references.items():
             if ref not in changed_refs:
                 continue
             (ref_key,) = built_grain(con, ref)
+            keys = (f"SELECT {identifier(ref_key)} AS key FROM {ref} "
+                    f"WHERE _batch > {int(watermark(con, d.table, ref))}")
+            parts.append(f"SELECT s._file_sha256, s._row_number FROM {d.table} s "
+                         f"WHERE s.{identifier(column)} IN ({keys})")
+            changed_keys.append(f"SELECT {literal(column + '=')} || key AS k FROM ({keys})")
+        if changed_keys:  # a key it named may have arrived: judge those rejected rows again
             parts.append(
-                f"SELECT s._file_sha256, s._row_number FROM {d.table} s "
-                f"WHERE s.{identifier(column)} IN (SELECT {identifier(ref_key)} FROM {ref} "
-                f"WHERE _batch > {int(watermark(con, d.table, ref))})")
+                f"SELECT _file_sha256, _row_number FROM (SELECT _file_sha256, _row_number, "
+                f"unnest(coalesce(reference_keys, [NULL])) AS k FROM {REJECTS.name} "
+                "WHERE table_name = $name AND reason NOT LIKE 'superseded:%' "
+                f"AND (reference_keys IS NULL OR len(reference_keys) > 0)) "
+                f"WHERE k IS NULL OR k IN ({' UNION ALL '.join(changed_keys)})")
+            params["name"] = d.name
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_dirty AS {' UNION '.join(parts)}", params)
 
 
@@ -206,24 +223,39 @@ def _replace(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, batch: int
              full: bool) -> int:
     """The judged rows replace what the table and the rejects held for them; keys written."""
     kept = ", ".join(identifier(n) for n, _ in d.published_schema if n != "_batch")
+    same = "(SELECT NULL AS _file_sha256, NULL AS _row_number WHERE false)"
     if full:
         columns = ", ".join(f"{identifier(n)} {t}" for n, t in d.published_schema)
         con.execute(f"CREATE OR REPLACE TABLE {d.table} ({columns})")
         con.execute(f"DELETE FROM {REJECTS.name} WHERE table_name = ?", [d.name])
     else:
-        for table, where in ((d.table, ""), (REJECTS.name, " AND table_name = $name")):
-            con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _crm_ranked j WHERE "
-                        "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number)"
-                        + where.replace("$name", literal(d.name)))
-    written = con.execute(f"INSERT INTO {d.table} ({kept}, _batch) SELECT {kept}, {batch} "
-                          "FROM _crm_ranked WHERE _reject_reason IS NULL").fetchone()[0]
+        # Rows judged again exactly as before keep their batch: what reads the table has
+        # nothing new to take in from them (a customer's new version leaves their orders be).
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_same AS
+            SELECT {kept} FROM {d.table} t SEMI JOIN _crm_ranked j
+                ON j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number
+            INTERSECT
+            SELECT {kept} FROM _crm_ranked WHERE _reject_reason IS NULL""")
+        same = "_crm_same"
+        con.execute(f"DELETE FROM {d.table} t WHERE EXISTS (SELECT 1 FROM _crm_ranked j WHERE "
+                    "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number) "
+                    "AND NOT EXISTS (SELECT 1 FROM _crm_same j WHERE "
+                    "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number)")
+        con.execute(f"DELETE FROM {REJECTS.name} t WHERE table_name = ? AND EXISTS (SELECT 1 "
+                    "FROM _crm_ranked j WHERE j._file_sha256 = t._file_sha256 AND "
+                    "j._row_number = t._row_number)", [d.name])
+    written = con.execute(
+        f"INSERT INTO {d.table} ({kept}, _batch) SELECT {kept}, {batch} FROM _crm_ranked j "
+        f"WHERE _reject_reason IS NULL AND NOT EXISTS (SELECT 1 FROM {same} s WHERE "
+        "s._file_sha256 = j._file_sha256 AND s._row_number = j._row_number)").fetchone()[0]
     # The raw row by a join, not a correlated subquery: DuckDB then builds the hash table on
     # the few rejects and turns only matched raw rows into JSON (5x faster at 8M orders).
     con.execute(
         f"""INSERT INTO {REJECTS.name} (table_name, _source_file, _file_sha256, _row_number,
-                                        reason, raw_row, rejected_at, grain_key)
+                                        reason, raw_row, rejected_at, grain_key,
+                                        reference_keys)
             SELECT ?, s._source_file, s._file_sha256, s._row_number, s._reject_reason,
-                   to_json(r), now(), {grain_key_sql(d, 's')}
+                   to_json(r), now(), {grain_key_sql(d, 's')}, {reference_keys_sql(d, 's')}
             FROM _crm_ranked s LEFT JOIN {raw} r
                 ON r._file_sha256 = s._file_sha256 AND r._row_number = s._row_number
             WHERE s._reject_reason IS NOT NULL""", [d.name])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import duckdb
 
 from crm_assets.catalog import Definition
+from crm_assets.functions.registry import cleaning_version
 from crm_assets.warehouse.tables import (
     BATCHES,
     BUILT_VERSIONS,
@@ -80,6 +81,16 @@ def set_built_version(con: duckdb.DuckDBPyConnection, table: str, version: str, 
     con.execute(f"DELETE FROM {BUILT_VERSIONS.name} WHERE table_name = ?", [table])
     con.execute(f"INSERT INTO {BUILT_VERSIONS.name} VALUES (?, ?, ?, now(), ?)",
                 [table, version, batch, grain])
+
+
+def version_built(d: Definition) -> str:
+    """What ``meta.built_versions`` records for a table ``d`` builds incrementally: its version,
+    and for staging (and any query calling a cleaning function) the cleaning rules' version
+    (:func:`~crm_assets.functions.registry.cleaning_version`). Another value on disk means the
+    rows kept so far were judged by other rules: the next run computes the whole table."""
+    if d.layer == "staging" or d.calls_cleaning:
+        return f"{d.version}+{cleaning_version()}"
+    return d.version
 
 
 def built_grain(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

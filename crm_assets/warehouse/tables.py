@@ -110,9 +110,12 @@ REJECTS = FrameworkTable(
     "staging.rejects",
     (_c("table_name", "VARCHAR", True), _c("_source_file", "VARCHAR"),
      _c("_file_sha256", "VARCHAR"), _c("_row_number", "BIGINT"), _c("reason", "VARCHAR", True),
-     _c("raw_row", "JSON"), _c("rejected_at", TIMESTAMPTZ, True), _c("grain_key", "VARCHAR")),
+     _c("raw_row", "JSON"), _c("rejected_at", TIMESTAMPTZ, True), _c("grain_key", "VARCHAR"),
+     _c("reference_keys", "VARCHAR[]")),
     description="Every raw row staging could not use, with why, and the row as JSON; "
-                "grain_key is the row's key (JSON list of its grain values) when it has one.")
+                "grain_key is the row's key (JSON list of its grain values) when it has one, "
+                "reference_keys the keys of other staging tables it names ('column=value'), "
+                "so that it is judged again when one of them changes.")
 
 CUSTOMER_IDENTITY = FrameworkTable(
     "core.customer_identity",
