@@ -11,7 +11,8 @@ Tables written incrementally stamp each row with the batch that wrote it (``_bat
 * ``V``'s rows written since (keys that disappeared, deleted here).
 
 The model's own SQL runs over just those keys' rows of ``T``, and the result replaces their rows,
-in one transaction. A first build, a full refresh, or a definition whose version changed since the
+in one transaction; a key computed again to the very same row keeps it, with its batch, so a
+change that changes nothing downstream stops here. A first build, a full refresh, or a definition whose version changed since the
 table was built computes the whole table. The rule the catalogue cannot check and the header
 promises: a key's rows depend only on ``T``'s rows of that key and the rows they join to.
 """
@@ -44,7 +45,7 @@ class MergeResult:
     rows: int
     """Rows in the table after the run."""
     keys: int
-    """Keys computed again (every key when ``full``)."""
+    """Keys whose rows the run changed (every key when ``full``)."""
     full: bool
     batch: int
     """The batch the run wrote its rows with."""
@@ -79,6 +80,7 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
                     f"{spec.source} s SEMI JOIN _crm_keys k ON {same_key}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_merged AS "
                     f"SELECT *, {batch}::BIGINT AS _batch FROM (\n{query}\n)")
+        keys = _keep_unchanged(con, d, same_key)
     with transaction(con):
         if keys:
             if month:  # the months of the rows replaced and of those replacing them
@@ -116,6 +118,26 @@ def _changed_keys(con: duckdb.DuckDBPyConnection, d: Definition, seen: dict[str,
         parts.append(f"SELECT {identifier(removed_column)} AS {identifier(key)} "
                      f"FROM {removed_table} WHERE _batch > {since[removed_table]}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_keys AS {' UNION '.join(parts)}")
+    return int(con.execute("SELECT count(*) FROM _crm_keys").fetchone()[0])
+
+
+def _keep_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, same_key: str) -> int:
+    """Narrow ``_crm_keys`` (and ``_crm_merged``) to the keys whose rows the run changes: a key
+    computed again to the same row keeps its batch, so what reads the table has nothing new to
+    take in from it (a person's records re-resolved to the same id leave their orders be)."""
+    columns = ", ".join(identifier(n) for n, _ in d.schema)
+    grain = ", ".join(identifier(g) for g in d.grain)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_old AS
+        SELECT {columns} FROM {d.table} s WHERE EXISTS (SELECT 1 FROM _crm_keys k
+        WHERE {same_key})""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_keys AS
+        SELECT DISTINCT {grain} FROM (
+            (SELECT {columns} FROM _crm_merged EXCEPT ALL SELECT {columns} FROM _crm_old)
+            UNION ALL
+            (SELECT {columns} FROM _crm_old EXCEPT ALL SELECT {columns} FROM _crm_merged))""")
+    con.execute(f"DELETE FROM _crm_merged s WHERE NOT EXISTS (SELECT 1 FROM _crm_keys k "
+                f"WHERE {same_key})")
+    con.execute("DROP TABLE _crm_old")
     return int(con.execute("SELECT count(*) FROM _crm_keys").fetchone()[0])
 
 
