@@ -150,6 +150,9 @@ def test_a_night_with_nothing_new_changes_nothing(nights, tmp_path):
     result = again.nightly(D("2025-03-14"))
     assert result.success, result.error
     assert {t: rows_of(again, t) for t in data_tables(again)} == before
+    snapshot = again.instance.get_latest_materialization_event(
+        dg.AssetKey(["serving", "snapshot"])).asset_materialization.metadata
+    assert snapshot["files_written"].value == 0  # BI readers keep the very same files
 
 
 LAST = D("2026-06-30")

@@ -13,6 +13,7 @@ import dagster as dg
 
 from crm_assets.catalog import Catalog, Definition, Schema
 from crm_assets.defs.checks import DataTest, data_tests, run_data_tests, staging_python_checks
+from crm_assets.defs.jobs import NIGHTLY
 from crm_assets.defs.metadata import (
     asset_key,
     common_metadata,
@@ -110,12 +111,16 @@ def _event_asset(a: _Asset, partitions_def: dg.PartitionsDefinition, common: dic
             try:
                 run = materialize_event_window(con, d, start, end, a.settings.business_timezone,
                                                context.run.run_id,
-                                               full_refresh=is_full_refresh(context))
+                                               full_refresh=is_full_refresh(context),
+                                               keep_unchanged=context.run.job_name == NIGHTLY)
             except EventSchemaError as err:
                 raise dg.Failure(str(err)) from err
             days = ", ".join(f"DATE {literal(day.isoformat())}" for day in run.rows_by_day)
             checks = run_data_tests(con, a.tests, f"(SELECT * FROM {d.table} "
                                                   f"WHERE event_date IN ({days}))")
+        if run.unchanged:
+            context.log.info(f"nothing {d.table} reads changed since these days were built: "
+                             "left as they are")
         report_days(context, run.rows_by_day, run.late_days, a.lineage(context))
         return dg.MaterializeResult(check_results=checks or None)
 

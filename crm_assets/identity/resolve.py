@@ -117,7 +117,10 @@ def resolve_identity(
         stats = _assign(con, stamp, batch)
         _keep_evidence(con, full)
         set_watermark(con, IDENTITY, STAGING, seen)
-        set_built_version(con, IDENTITY, FRAMEWORK_VERSION, batch, ["source_customer_id"])
+        (changed,) = con.execute("select count(*) from core.customer_identity "
+                                 "where _batch = ?", [batch]).fetchone()
+        set_built_version(con, IDENTITY, FRAMEWORK_VERSION, batch, ["source_customer_id"],
+                          changed=full or changed > 0)
         for table in sql.TEMP_TABLES:
             con.execute(f"drop table if exists {table}")
     return {**stats, "iterations": iterations, "resolved": int(resolved)}

@@ -115,14 +115,25 @@ def _publish_table(con: duckdb.DuckDBPyConnection, table: _Table, data: Path,
     shape = _digest(salt, json.dumps(table.columns))
     folder = data / table.schema / table.name
     part, relation = table.part, table.relation
-    only = f" WHERE {part} IN ({', '.join(literal(m) for m in months)})" if months else ""
-    parts = con.execute(
-        f"SELECT {part} AS part, count(*), sum(hash(t)::HUGEINT) FROM (SELECT "
-        f"{table.served_columns} FROM {relation}{only}) AS t GROUP BY part ORDER BY part"
-    ).fetchall() or ([] if months else [("all", 0, 0)])  # an empty table keeps its columns
+    # A few months are read one by one, each by a range of its column that DuckDB answers from
+    # the row groups holding it (their min/max), not by computing every row's month.
+    scopes = ([f" WHERE {table.month_range(m)} AND {part} = {literal(m)}" for m in sorted(months)]
+              if months else [""])
+    parts = []
+    for where in scopes:
+        parts += con.execute(
+            f"SELECT {part} AS part, count(*), sum(hash(t)::HUGEINT) FROM (SELECT "
+            f"{table.served_columns} FROM {relation}{where}) AS t GROUP BY part ORDER BY part"
+        ).fetchall()
+    if not parts and not months:
+        parts = [("all", 0, 0)]  # an empty table keeps its columns
     wanted = {key: folder / key / f"{_digest(shape, n, h)}.parquet" for key, n, h in parts}
     missing = [key for key, path in wanted.items() if not path.exists()]
-    if missing:  # every changed part in one statement, then each file to its own name
+    if missing and months:  # a few months: each by its range
+        for key in missing:
+            _write(con, f"SELECT {table.served_columns} FROM {relation} WHERE "
+                        f"{table.month_range(key)} AND {part} = {literal(key)}", wanted[key])
+    elif missing:  # every changed part in one statement, then each file to its own name
         tmp = folder / f".{uuid.uuid4().hex}.tmp"
         tmp.mkdir(parents=True)
         keys = ", ".join(literal(key) for key in missing)
@@ -169,6 +180,20 @@ class _Table:
         """The expression naming the file a row goes to: its month, or ``'all'``."""
         month = month_column([c for c, _ in self.columns])
         return f"strftime({identifier(month)}, '%Y-%m')" if month else "'all'"
+
+    def month_range(self, month: str) -> str:
+        """``month`` (``YYYY-MM``) as a range of the table's month column, in the column's type
+        (a ``TIMESTAMPTZ`` bound is read in the session's time zone, as ``strftime`` is)."""
+        column = month_column([c for c, _ in self.columns])
+        type_ = dict(self.columns)[column]
+        start = datetime.strptime(month, "%Y-%m")
+        end = (start + timedelta(days=32)).replace(day=1)
+        if type_ == "DATE":
+            low, high = (f"DATE {literal(d.date().isoformat())}" for d in (start, end))
+        else:
+            low, high = (f"CAST(TIMESTAMP {literal(d.isoformat(' '))} AS {type_})"
+                         for d in (start, end))
+        return f"{identifier(column)} >= {low} AND {identifier(column)} < {high}"
 
     @property
     def served_columns(self) -> str:

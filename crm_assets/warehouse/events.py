@@ -52,6 +52,8 @@ class EventRun:
     """Days before the window whose occurrences changed and were rewritten."""
     compared_whole: bool = False
     """The late days were found by computing every occurrence (no batches to go by)."""
+    unchanged: bool = False
+    """Nothing the event reads changed since its window was built: nothing was written."""
 
 
 def event_columns(d: Definition) -> list[tuple[str, str]]:
@@ -61,14 +63,23 @@ def event_columns(d: Definition) -> list[tuple[str, str]]:
 
 def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
                              end: datetime, business_timezone: str, run_id: str, *,
-                             full_refresh: bool = False) -> EventRun:
+                             full_refresh: bool = False, keep_unchanged: bool = False
+                             ) -> EventRun:
     """Replace the occurrences in ``[start, end)`` (instants) by the query's, atomically, and
-    rewrite the earlier days whose occurrences changed since the event last ran."""
+    rewrite the earlier days whose occurrences changed since the event last ran.
+
+    With ``keep_unchanged`` (a night), a window already built from the very inputs there are now
+    is left as it is; otherwise (a backfill, a partition launched by hand) it is computed again.
+    """
     use_functions_of(con, d)
     existed = _ensure_table(con, d)
     late = existed and not full_refresh and built_version(con, d.table) == d.version
     seen = {dep: latest_batch(con, dep) for dep in _batched(con, d)}
     merges = latest_batch(con, CUSTOMER_MERGES.name)
+    window = days_of(start, end, business_timezone)
+    if (late and keep_unchanged
+            and (built := _built_unchanged(con, d, window, seen, merges)) is not None):
+        return EventRun(built, [], unchanged=True)
     batch = next_batch(con)
     select = _select(d, business_timezone)
     with transaction(con):
@@ -80,8 +91,7 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
                 WHERE src.occurred_at >= ? AND src.occurred_at < ?
                 ORDER BY src.occurred_at, src.customer_id""", [start, end])
         found = _late_days(con, d, start, seen, merges, select) if late else (False, [])
-        rows_by_day = _record_days(con, d, [*days_of(start, end, business_timezone), *found[1]],
-                                   batch)
+        rows_by_day = _record_days(con, d, [*window, *found[1]], batch)
         for dep, last in seen.items():
             set_watermark(con, d.table, dep, last)
         set_watermark(con, d.table, CUSTOMER_MERGES.name, merges)
@@ -132,6 +142,18 @@ def _batched(con: duckdb.DuckDBPyConnection, d: Definition) -> list[str]:
         if {"_batch", "customer_id"} <= columns:
             out.append(dep)
     return out
+
+
+def _built_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, window: list[date],
+                     seen: dict[str, int], merges: int) -> dict[date, int] | None:
+    """The rows of each day of ``window`` if every one was built and nothing ``d`` reads was
+    written since (a night run again); ``None`` if the window is to be built."""
+    if set(seen) != set(d.deps) or merges > watermark(con, d.table, CUSTOMER_MERGES.name) or any(
+            last > watermark(con, d.table, dep) for dep, last in seen.items()):
+        return None
+    built = dict(con.execute(f"SELECT event_date, rows FROM {EVENT_DAYS.name} WHERE event = ? "
+                             "AND list_contains(?, event_date)", [d.name, window]).fetchall())
+    return {day: int(built[day]) for day in window} if set(built) == set(window) else None
 
 
 def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,

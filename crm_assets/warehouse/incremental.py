@@ -12,8 +12,8 @@ Tables written incrementally stamp each row with the batch that wrote it (``_bat
 
 The model's own SQL runs over just those keys' rows of ``T``, and the result replaces their rows,
 in one transaction; a key computed again to the very same row keeps it, with its batch, so a
-change that changes nothing downstream stops here. A first build, a full refresh, or a definition whose version changed since the
-table was built computes the whole table. The rule the catalogue cannot check and the header
+change that changes nothing downstream stops here. A first build, a full refresh, or a definition
+whose version changed since the table was built computes the whole table. The rule the catalogue cannot check and the header
 promises: a key's rows depend only on ``T``'s rows of that key and the rows they join to.
 """
 
@@ -95,7 +95,7 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
             con.execute(f"DELETE FROM {d.table} s WHERE EXISTS (SELECT 1 FROM _crm_keys k "
                         f"WHERE {same_key})")
             con.execute(f"INSERT INTO {d.table} BY NAME SELECT * FROM _crm_merged")
-        _remember(con, d, seen, batch, run_id)
+        _remember(con, d, seen, batch, run_id, changed=keys > 0)
     for temp in ("_crm_keys", "_crm_source", "_crm_merged"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return MergeResult(_count(con, d.table), keys, False, batch)
@@ -142,10 +142,10 @@ def _keep_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, same_key: str
 
 
 def _remember(con: duckdb.DuckDBPyConnection, d: Definition, seen: dict[str, int], batch: int,
-              run_id: str) -> None:
+              run_id: str, changed: bool = True) -> None:
     for table, last in seen.items():
         set_watermark(con, d.table, table, last)
-    set_built_version(con, d.table, version_built(d), batch, d.grain)
+    set_built_version(con, d.table, version_built(d), batch, d.grain, changed)
     record_version(con, d, run_id)
 
 

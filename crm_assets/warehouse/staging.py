@@ -130,6 +130,14 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
     batch = next_batch(con)
     seen = {ref: latest_batch(con, ref) for ref in set(d.references.values())}
     new_files = _new_files(con, d, full)
+    con.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
+    if not full and not new_files and all(last <= watermark(con, d.table, ref)
+                                          for ref, last in seen.items()):
+        # nothing new to judge, and nothing judged before can be judged otherwise now
+        con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM {raw} "
+                    "LIMIT 0")
+        rows, rejected = _counts(con, d)
+        return StagingResult(rows, 0, 0, 0, rejected, False, batch)
     _dirty_rows(con, d, raw, new_files, seen, full)
     judged = _judge(con, d, raw, full)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_ranked AS {ranking_query(d, '_crm_judged')}")
@@ -142,15 +150,20 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
             set_watermark(con, d.table, ref, last)
         set_built_version(con, d.table, version_built(d), batch, d.grain)
         record_version(con, d, run_id)
-    con.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
     if not full:  # the accounting check then matches only these rows
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM _crm_judged")
     for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_ranked", "_crm_same"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
+    rows, rejected = _counts(con, d)
+    return StagingResult(rows, judged, len(new_files), written, rejected, full, batch)
+
+
+def _counts(con: duckdb.DuckDBPyConnection, d: Definition) -> tuple[int, int]:
+    """Rows of the table, and its rejected rows."""
     rows, rejected = con.execute(
         f"SELECT (SELECT count(*) FROM {d.table}), "
         f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = ?)", [d.name]).fetchone()
-    return StagingResult(int(rows), judged, len(new_files), written, int(rejected), full, batch)
+    return int(rows), int(rejected)
 
 
 def _new_files(con: duckdb.DuckDBPyConnection, d: Definition, full: bool) -> list[str]:

@@ -75,9 +75,14 @@ def built_version(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
 
 
 def set_built_version(con: duckdb.DuckDBPyConnection, table: str, version: str, batch: int,
-                      grain: list[str]) -> None:
+                      grain: list[str], changed: bool = True) -> None:
     """``table`` now holds what ``version`` gives, keyed by ``grain`` (call inside the
-    transaction that wrote it)."""
+    transaction that wrote it). A run that ``changed`` nothing keeps the batch of the last run
+    that did: the BI snapshot then knows the table has nothing new to publish."""
+    if not changed and con.execute(
+            f"UPDATE {BUILT_VERSIONS.name} SET built_at = now() WHERE table_name = ? "
+            "AND definition_version = ?", [table, version]).fetchone()[0]:
+        return
     con.execute(f"DELETE FROM {BUILT_VERSIONS.name} WHERE table_name = ?", [table])
     con.execute(f"INSERT INTO {BUILT_VERSIONS.name} VALUES (?, ?, ?, now(), ?)",
                 [table, version, batch, grain])
