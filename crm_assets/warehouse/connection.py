@@ -93,6 +93,18 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+def rows_by_rowid(table: str, matching: str, columns: str = "*") -> str:
+    """``SELECT columns FROM table`` for the rows whose ``rowid`` the query ``matching`` returns
+    (it reads ``table`` aliased, say, ``t`` and selects ``t.rowid``).
+
+    Picking a few rows of a big table by a join reads every column of every row; finding their
+    rowids reads only the join's columns, and DuckDB then fetches just those rows: 2-3x faster for
+    thousands of rows out of millions. Rowids are read and used within one statement, so they
+    always point at the same rows.
+    """
+    return f"SELECT {columns} FROM {table} WHERE rowid IN ({matching})"
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the table or view ``schema.table`` exists in ``con``'s current database."""
     schema, table = name.split(".", 1)

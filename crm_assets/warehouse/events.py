@@ -26,7 +26,12 @@ import duckdb
 
 from crm_assets.catalog import Definition
 from crm_assets.quoting import identifier, literal
-from crm_assets.warehouse.connection import table_exists, transaction, use_functions_of
+from crm_assets.warehouse.connection import (
+    rows_by_rowid,
+    table_exists,
+    transaction,
+    use_functions_of,
+)
 from crm_assets.warehouse.rewrite import read_instead
 from crm_assets.warehouse.state import (
     built_version,
@@ -173,8 +178,9 @@ def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
                      f"WHERE _batch > {watermark(con, d.table, CUSTOMER_MERGES.name)}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_people AS {' UNION '.join(parts)}")
         for i, dep in enumerate(seen):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_dep_{i} AS SELECT * FROM {dep} "
-                        "WHERE customer_id IN (SELECT * FROM _crm_people)")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_dep_{i} AS " + rows_by_rowid(
+                dep, f"SELECT d.rowid FROM {dep} d SEMI JOIN _crm_people p "
+                     "ON p.customer_id = d.customer_id"))
             query = read_instead(con, query, dep, f"_crm_dep_{i}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_new AS {select} FROM (\n{query}\n) src "
                     "WHERE src.occurred_at < ?", [start])

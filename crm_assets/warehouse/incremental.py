@@ -13,8 +13,9 @@ Tables written incrementally stamp each row with the batch that wrote it (``_bat
 The model's own SQL runs over just those keys' rows of ``T``, and the result replaces their rows,
 in one transaction; a key computed again to the very same row keeps it, with its batch, so a
 change that changes nothing downstream stops here. A first build, a full refresh, or a definition
-whose version changed since the table was built computes the whole table. The rule the catalogue cannot check and the header
-promises: a key's rows depend only on ``T``'s rows of that key and the rows they join to.
+whose version changed since the table was built computes the whole table. The rule the
+catalogue cannot check and the header promises: a key's rows depend only on ``T``'s rows of that
+key and the rows they join to.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ import duckdb
 
 from crm_assets.catalog import Definition
 from crm_assets.quoting import identifier, literal
-from crm_assets.warehouse.connection import table_exists, transaction, use_functions_of
+from crm_assets.warehouse.connection import (
+    rows_by_rowid,
+    table_exists,
+    transaction,
+    use_functions_of,
+)
 from crm_assets.warehouse.rewrite import read_instead
 from crm_assets.warehouse.state import (
     built_version,
@@ -76,8 +82,9 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
     if keys:
         query = read_instead(con, d.body, spec.source, "_crm_source")
         same_key = " AND ".join(f"k.{identifier(g)} = s.{identifier(g)}" for g in d.grain)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_source AS SELECT s.* FROM "
-                    f"{spec.source} s SEMI JOIN _crm_keys k ON {same_key}")
+        con.execute("CREATE OR REPLACE TEMP TABLE _crm_source AS " + rows_by_rowid(
+            spec.source, f"SELECT s.rowid FROM {spec.source} s SEMI JOIN _crm_keys k "
+                         f"ON {same_key}"))
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_merged AS "
                     f"SELECT *, {batch}::BIGINT AS _batch FROM (\n{query}\n)")
         keys = _keep_unchanged(con, d, same_key)
@@ -127,9 +134,9 @@ def _keep_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, same_key: str
     take in from it (a person's records re-resolved to the same id leave their orders be)."""
     columns = ", ".join(identifier(n) for n, _ in d.schema)
     grain = ", ".join(identifier(g) for g in d.grain)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_old AS
-        SELECT {columns} FROM {d.table} s WHERE EXISTS (SELECT 1 FROM _crm_keys k
-        WHERE {same_key})""")
+    con.execute("CREATE OR REPLACE TEMP TABLE _crm_old AS " + rows_by_rowid(
+        d.table, f"SELECT s.rowid FROM {d.table} s SEMI JOIN _crm_keys k ON {same_key}",
+        columns))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_keys AS
         SELECT DISTINCT {grain} FROM (
             (SELECT {columns} FROM _crm_merged EXCEPT ALL SELECT {columns} FROM _crm_old)

@@ -33,7 +33,12 @@ import duckdb
 
 from crm_assets.catalog import Definition
 from crm_assets.quoting import identifier, literal
-from crm_assets.warehouse.connection import table_exists, transaction, use_functions_of
+from crm_assets.warehouse.connection import (
+    rows_by_rowid,
+    table_exists,
+    transaction,
+    use_functions_of,
+)
 from crm_assets.warehouse.rewrite import read_instead
 from crm_assets.warehouse.state import (
     built_grain,
@@ -209,8 +214,9 @@ def _judge(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, full: bool) 
     """``_crm_judged``: the file's query over the dirty rows, then over every other version of
     the keys they carry (kept in this table, or rejected with that key). Rows judged."""
     query = read_instead(con, d.body, raw, "_crm_rows")
-    rows_of = (f"SELECT r.* FROM {raw} r SEMI JOIN {{lineage}} l "
-               "ON r._file_sha256 = l._file_sha256 AND r._row_number = l._row_number")
+    rows_of = rows_by_rowid(raw, f"SELECT r.rowid FROM {raw} r SEMI JOIN {{lineage}} l "
+                                 "ON r._file_sha256 = l._file_sha256 "
+                                 "AND r._row_number = l._row_number")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_rows AS {rows_of.format(lineage='_crm_dirty')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_judged AS {query}\n")
     if full:  # every raw row is judged already
@@ -244,9 +250,11 @@ def _replace(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, batch: int
     else:
         # Rows judged again exactly as before keep their batch: what reads the table has
         # nothing new to take in from them (a customer's new version leaves their orders be).
+        judged_before = rows_by_rowid(
+            d.table, f"SELECT t.rowid FROM {d.table} t SEMI JOIN _crm_ranked j ON "
+                     "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number", kept)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_same AS
-            SELECT {kept} FROM {d.table} t SEMI JOIN _crm_ranked j
-                ON j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number
+            {judged_before}
             INTERSECT
             SELECT {kept} FROM _crm_ranked WHERE _reject_reason IS NULL""")
         same = "_crm_same"

@@ -8,12 +8,14 @@ Python code (loading, history, rejects, identity). Each is one :class:`Framework
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 
 import duckdb
 
 from crm_assets.layers import SCHEMAS
-from crm_assets.quoting import identifier, table
+from crm_assets.quoting import identifier, literal, table
 
 TIMESTAMPTZ = "TIMESTAMP WITH TIME ZONE"  # as DuckDB's DESCRIBE names it
 
@@ -247,6 +249,12 @@ def ensure_framework_tables(con: duckdb.DuckDBPyConnection) -> None:
     it keeps its data. One catalogue query decides; a warehouse that has everything (every step
     of every run opens one) gets no DDL.
     """
+    try:  # what the warehouse says it has: one row, instead of the catalogue (every step opens)
+        if con.execute(f"SELECT fingerprint FROM {FRAMEWORK_STAMP}").fetchone() == (
+                framework_fingerprint(),):
+            return
+    except duckdb.CatalogException:
+        pass
     present = {(r[0], r[1]) for r in con.execute(
         """SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns()
            WHERE database_name = current_database() AND schema_name IN ('meta', 'marts',
@@ -262,6 +270,7 @@ def ensure_framework_tables(con: duckdb.DuckDBPyConnection) -> None:
                            "'batches'").fetchone()[0]
     if (not renames and not added and sequence
             and all(t.name in tables for t in FRAMEWORK_TABLES)):
+        _stamp(con)
         return
     con.execute(";\n".join(f"CREATE SCHEMA IF NOT EXISTS {identifier(s)}" for s in SCHEMAS))
     for t, old, new in renames:
@@ -271,3 +280,21 @@ def ensure_framework_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"ALTER TABLE {table(t.name)} ADD COLUMN {identifier(c.name)} {c.type}")
     con.execute(";\n".join(t.ddl() for t in FRAMEWORK_TABLES))
     con.execute(f"CREATE SEQUENCE IF NOT EXISTS {BATCHES}")
+    _stamp(con)
+
+
+FRAMEWORK_STAMP = "meta.framework"
+"""One row: the fingerprint of the framework tables the warehouse was last brought up to."""
+
+
+@functools.cache
+def framework_fingerprint() -> str:
+    """What :func:`ensure_framework_tables` makes: every table's DDL and renames, the sequence."""
+    text = "\n".join([*(t.ddl() + repr(sorted(t.renamed.items())) for t in FRAMEWORK_TABLES),
+                      BATCHES])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stamp(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE {FRAMEWORK_STAMP} AS "
+                f"SELECT {literal(framework_fingerprint())} AS fingerprint")
