@@ -95,7 +95,7 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
                 con.execute(
                     f"""INSERT INTO {CHANGED_PARTS.name}
                         SELECT DISTINCT {literal(d.table)}, {part}, {batch} FROM (
-                            SELECT {identifier(month)} FROM {d.table} s
+                            SELECT {identifier(month)} FROM _crm_old s
                             WHERE EXISTS (SELECT 1 FROM _crm_keys k WHERE {same_key})
                             UNION ALL SELECT {identifier(month)} FROM _crm_merged)
                         WHERE {identifier(month)} IS NOT NULL""")
@@ -103,7 +103,7 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
                         f"WHERE {same_key})")
             con.execute(f"INSERT INTO {d.table} BY NAME SELECT * FROM _crm_merged")
         _remember(con, d, seen, batch, run_id, changed=keys > 0)
-    for temp in ("_crm_keys", "_crm_source", "_crm_merged"):
+    for temp in ("_crm_keys", "_crm_source", "_crm_merged", "_crm_old"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return MergeResult(_count(con, d.table), keys, False, batch)
 
@@ -129,7 +129,8 @@ def _changed_keys(con: duckdb.DuckDBPyConnection, d: Definition, seen: dict[str,
 
 
 def _keep_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, same_key: str) -> int:
-    """Narrow ``_crm_keys`` (and ``_crm_merged``) to the keys whose rows the run changes: a key
+    """Narrow ``_crm_keys`` (and ``_crm_merged``) to the keys whose rows the run changes (their
+    rows before the run are in ``_crm_old``): a key
     computed again to the same row keeps its batch, so what reads the table has nothing new to
     take in from it (a person's records re-resolved to the same id leave their orders be)."""
     columns = ", ".join(identifier(n) for n, _ in d.schema)
@@ -144,7 +145,6 @@ def _keep_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, same_key: str
             (SELECT {columns} FROM _crm_old EXCEPT ALL SELECT {columns} FROM _crm_merged))""")
     con.execute(f"DELETE FROM _crm_merged s WHERE NOT EXISTS (SELECT 1 FROM _crm_keys k "
                 f"WHERE {same_key})")
-    con.execute("DROP TABLE _crm_old")
     return int(con.execute("SELECT count(*) FROM _crm_keys").fetchone()[0])
 
 
