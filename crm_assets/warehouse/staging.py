@@ -143,9 +143,15 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
                     "LIMIT 0")
         rows, rejected = _counts(con, d)
         return StagingResult(rows, 0, 0, 0, rejected, False, batch)
-    _dirty_rows(con, d, raw, new_files, seen, full)
-    judged = _judge(con, d, raw, full)
+    if full:  # every raw row, read where it is
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_judged AS {d.body}\n")
+        judged = int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
+    else:
+        _dirty_rows(con, d, raw, new_files, seen)
+        judged = _judge(con, d, raw)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_ranked AS {ranking_query(d, '_crm_judged')}")
+    if full:  # one copy of the table in memory at a time (temporary tables live there)
+        con.execute("DROP TABLE _crm_judged")
     with transaction(con):
         written = _replace(con, d, raw, batch, full)
         if full:  # every file is judged again
@@ -181,36 +187,35 @@ def _new_files(con: duckdb.DuckDBPyConnection, d: Definition, full: bool) -> lis
 
 
 def _dirty_rows(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, new_files: list[str],
-                seen: dict[str, int], full: bool) -> None:
+                seen: dict[str, int]) -> None:
     """``_crm_dirty``: the raw rows (by lineage) to judge before the other versions of their
     keys are added."""
     parts = [f"SELECT {', '.join(LINEAGE)} FROM {raw} WHERE list_contains($new, _file_sha256)"]
     params: dict = {"new": new_files}
-    if not full:
-        changed_refs = [ref for ref, last in seen.items()
-                        if last > watermark(con, d.table, ref)]
-        changed_keys = []
-        for column, ref in d.references.items():
-            if ref not in changed_refs:
-                continue
-            (ref_key,) = built_grain(con, ref)
-            keys = (f"SELECT {identifier(ref_key)} AS key FROM {ref} "
-                    f"WHERE _batch > {int(watermark(con, d.table, ref))}")
-            parts.append(f"SELECT s._file_sha256, s._row_number FROM {d.table} s "
-                         f"WHERE s.{identifier(column)} IN ({keys})")
-            changed_keys.append(f"SELECT {literal(column + '=')} || key AS k FROM ({keys})")
-        if changed_keys:  # a key it named may have arrived: judge those rejected rows again
-            parts.append(
-                f"SELECT _file_sha256, _row_number FROM (SELECT _file_sha256, _row_number, "
-                f"unnest(coalesce(reference_keys, [NULL])) AS k FROM {REJECTS.name} "
-                "WHERE table_name = $name AND reason NOT LIKE 'superseded:%' "
-                f"AND (reference_keys IS NULL OR len(reference_keys) > 0)) "
-                f"WHERE k IS NULL OR k IN ({' UNION ALL '.join(changed_keys)})")
-            params["name"] = d.name
+    changed_refs = [ref for ref, last in seen.items()
+                    if last > watermark(con, d.table, ref)]
+    changed_keys = []
+    for column, ref in d.references.items():
+        if ref not in changed_refs:
+            continue
+        (ref_key,) = built_grain(con, ref)
+        keys = (f"SELECT {identifier(ref_key)} AS key FROM {ref} "
+                f"WHERE _batch > {int(watermark(con, d.table, ref))}")
+        parts.append(f"SELECT s._file_sha256, s._row_number FROM {d.table} s "
+                     f"WHERE s.{identifier(column)} IN ({keys})")
+        changed_keys.append(f"SELECT {literal(column + '=')} || key AS k FROM ({keys})")
+    if changed_keys:  # a key it named may have arrived: judge those rejected rows again
+        parts.append(
+            f"SELECT _file_sha256, _row_number FROM (SELECT _file_sha256, _row_number, "
+            f"unnest(coalesce(reference_keys, [NULL])) AS k FROM {REJECTS.name} "
+            "WHERE table_name = $name AND reason NOT LIKE 'superseded:%' "
+            f"AND (reference_keys IS NULL OR len(reference_keys) > 0)) "
+            f"WHERE k IS NULL OR k IN ({' UNION ALL '.join(changed_keys)})")
+        params["name"] = d.name
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_dirty AS {' UNION '.join(parts)}", params)
 
 
-def _judge(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, full: bool) -> int:
+def _judge(con: duckdb.DuckDBPyConnection, d: Definition, raw: str) -> int:
     """``_crm_judged``: the file's query over the dirty rows, then over every other version of
     the keys they carry (kept in this table, or rejected with that key). Rows judged."""
     query = read_instead(con, d.body, raw, "_crm_rows")
@@ -219,8 +224,6 @@ def _judge(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, full: bool) 
                                  "AND r._row_number = l._row_number")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_rows AS {rows_of.format(lineage='_crm_dirty')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_judged AS {query}\n")
-    if full:  # every raw row is judged already
-        return int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
     same_key = " AND ".join(f"s.{identifier(k)} = j.{identifier(k)}" for k in d.grain)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_more AS
         SELECT s._file_sha256, s._row_number FROM {d.table} s
