@@ -1,0 +1,170 @@
+"""Benchmark of a night against a full build, at 1M persons: does a night cost what changed?
+
+Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep]``.
+
+1. ``crm generate`` writes the demo chain's CRM export (18 months to 2026-06-30).
+2. The files are split: the **base** is everything before the last day; the **night** holds the
+   last day's rows (new customers, orders and their lines, interactions, sessions), plus late
+   rows (the orders, and their lines, of one day two months earlier, held back from the base)
+   and changed customer records (new versions of 0.1 % of the customers, opting in to e-mail).
+3. ``crm build`` over the base (segments as of the day before, every event day): the full build.
+4. The night's files are added and ``crm nightly --day <last day>`` runs: the night.
+5. ``crm nightly`` again with nothing new: the no-change night.
+
+Each command is its own process, timed for wall time, CPU (user + system, children included)
+and peak RSS, as an operator would see it. The per-step times of each run are read from the
+Dagster instance. Results go to ``benchmarks/results/nightly.json``.
+
+There is no bare-SQL floor here: what a night saves is work not done, which the same SQL run bare
+would do all of again; the floor of the full build's SQL is ``bench_staging.py``'s subject.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+LAST = date(2026, 6, 30)
+LATE = LAST - timedelta(days=61)
+TIMES = {"customers": "registered_at", "orders": "ordered_at", "interactions": "occurred_at",
+         "sessions": "started_at"}
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def split(generated: Path, base: Path, night: Path, changed_share: float) -> dict[str, int]:
+    """The generated files as the base and the night's files; rows per night file."""
+    base.mkdir(parents=True)
+    night.mkdir(parents=True)
+    day, late = LAST.isoformat(), LATE.isoformat()
+    con = duckdb.connect()
+    late_orders = (f"SELECT order_id FROM read_csv('{generated}/orders.csv', all_varchar = true) "
+                   f"WHERE left(ordered_at, 10) = '{late}' AND hash(order_id) % 4 = 0")
+    rules = {
+        "orders": f"left(ordered_at, 10) = '{day}' OR order_id IN ({late_orders})",
+        "order_items": (f"order_id IN (SELECT order_id FROM read_csv('{generated}/orders.csv', "
+                        f"all_varchar = true) WHERE left(ordered_at, 10) = '{day}') "
+                        f"OR order_id IN ({late_orders})"),
+    }
+    counts = {}
+    for path in sorted(generated.glob("*.csv")):
+        table = path.stem
+        rule = rules.get(table) or (f"left(coalesce({TIMES[table]}, ''), 10) = '{day}'"
+                                    if table in TIMES else "false")
+        source = f"read_csv('{path}', all_varchar = true)"
+        con.execute(f"COPY (SELECT * FROM {source} WHERE NOT ({rule})) TO '{base / path.name}' "
+                    "(HEADER)")
+        target = night / f"{table}_{day}.csv"
+        extra = ""
+        if table == "customers":  # new versions of some existing records: opted in to e-mail
+            extra = (f" UNION ALL SELECT * REPLACE ('true' AS email_opt_in, '{day} 12:00:00' AS "
+                     f"updated_at) FROM {source} WHERE NOT ({rule}) AND "
+                     f"hash(customer_id) % {round(1 / changed_share)} = 0")
+        counts[table] = con.execute(
+            f"COPY (SELECT * FROM {source} WHERE {rule}{extra}) TO '{target}' (HEADER)"
+        ).fetchone()[0]
+    con.close()
+    return counts
+
+
+def timed(argv: list[str], env: dict[str, str]) -> dict:
+    """Run ``argv`` (a ``crm`` command) as a process: its wall, CPU and peak RSS."""
+    start = time.perf_counter()
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        output = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{output[-4000:]}")
+    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+def step_times(env: dict[str, str]) -> dict[str, float]:
+    """Seconds of each step of the latest run on the instance under ``DAGSTER_HOME``."""
+    code = ("import json, dagster as dg; i = dg.DagsterInstance.get(); r = i.get_runs(limit=1)[0];"
+            "print(json.dumps({s.step_key: round(s.end_time - s.start_time, 3) "
+            "for s in i.get_run_step_stats(r.run_id) if s.end_time}))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True)
+    steps = json.loads(done.stdout.strip().splitlines()[-1])
+    return dict(sorted(steps.items(), key=lambda kv: -kv[1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--changed-share", type=float, default=0.001)
+    parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    args = parser.parse_args()
+    work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / "crm-bench-nightly"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    crm = str(Path(sys.executable).with_name("crm"))
+    env = {**os.environ, "CRM_PROJECT_DIR": str(ROOT), "CRM_INPUT_DIR": str(work / "input"),
+           "CRM_WAREHOUSE": str(work / "warehouse" / "crm.duckdb"),
+           "CRM_CATALOG_CACHE": str(work / "catalog_cache.json"),
+           "CRM_PARTITION_START": "2025-01-01", "CRM_LANDING_DIR": str(work / "landing"),
+           "DAGSTER_HOME": str(work / "dagster_home")}
+    try:
+        started = time.perf_counter()
+        subprocess.run([crm, "generate", "--customers", str(args.customers), "--out",
+                        str(work / "generated"), "--seed", "42"], env=env, check=True,
+                       capture_output=True)
+        _say(f"generated {args.customers:,} persons in {time.perf_counter() - started:.0f} s")
+        night_rows = split(work / "generated", work / "input", work / "night", args.changed_share)
+        base_rows = {p.stem: sum(1 for _ in p.open("rb")) - 1
+                     for p in (work / "input").glob("*.csv")}
+        _say(f"night files: {night_rows}")
+
+        full = timed([crm, "build", "--as-of", (LAST - timedelta(days=1)).isoformat(),
+                      "--first-day", "2025-01-01", "--last-day",
+                      (LAST - timedelta(days=1)).isoformat()], env)
+        full["steps"] = step_times(env)
+        _say(f"full build: {full['wall_s']} s wall, {full['cpu_s']} s CPU, "
+             f"{full['peak_rss_mb']} MB")
+        for path in (work / "night").glob("*.csv"):
+            shutil.copyfile(path, work / "input" / path.name)
+        night = timed([crm, "nightly", "--day", LAST.isoformat()], env)
+        night["steps"] = step_times(env)
+        _say(f"night: {night['wall_s']} s wall, {night['cpu_s']} s CPU, "
+             f"{night['peak_rss_mb']} MB")
+        idle = timed([crm, "nightly", "--day", LAST.isoformat()], env)
+        _say(f"night with nothing new: {idle['wall_s']} s wall, {idle['cpu_s']} s CPU")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    share = sum(night_rows.values()) / max(1, sum(base_rows.values()))
+    result = {
+        "persons": args.customers, "night_rows": night_rows, "night_share_of_rows": share,
+        "full_build": full, "night": night, "night_with_nothing_new": idle,
+        "night_over_full": {k: round(night[k] / full[k], 4)
+                            for k in ("wall_s", "cpu_s", "peak_rss_mb")},
+        "machine": {"cores": os.cpu_count(), "load_after": os.getloadavg()},
+    }
+    out = ROOT / "benchmarks" / "results" / "nightly.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    ratio = result["night_over_full"]
+    _say(f"night / full build: wall {ratio['wall_s']:.1%}, CPU {ratio['cpu_s']:.1%}, "
+         f"peak RSS {ratio['peak_rss_mb']:.1%} (goal: 5 % of the full build) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
