@@ -77,15 +77,19 @@ class Project:
     def scalar(self, sql: str, params=None):
         return self.query(sql, params)[0][0]
 
+    def cli_environment(self) -> dict[str, str]:
+        """The environment variables that point ``crm`` at this project and its instance."""
+        s = self.settings
+        return {var: str(value) for var, value in {
+            "CRM_PROJECT_DIR": s.project_dir, "CRM_INPUT_DIR": s.input_dir,
+            "CRM_WAREHOUSE": s.warehouse_path, "CRM_TIMEZONE": s.business_timezone,
+            "CRM_PARTITION_START": s.partition_start, "CRM_LANDING_DIR": s.landing_dir,
+            "DAGSTER_HOME": self.instance.root_directory}.items()}
+
     def use_from_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Point ``crm`` (settings from the environment) at this project and its instance."""
-        s = self.settings
-        for var, value in {"CRM_PROJECT_DIR": s.project_dir, "CRM_INPUT_DIR": s.input_dir,
-                           "CRM_WAREHOUSE": s.warehouse_path, "CRM_TIMEZONE": s.business_timezone,
-                           "CRM_PARTITION_START": s.partition_start,
-                           "CRM_LANDING_DIR": s.landing_dir,
-                           "DAGSTER_HOME": self.instance.root_directory}.items():
-            monkeypatch.setenv(var, str(value))
+        for var, value in self.cli_environment().items():
+            monkeypatch.setenv(var, value)
 
     def copy(self, tmp_path: Path) -> Project:
         """The same project, warehouse and Dagster instance, in ``tmp_path``: free to change."""
@@ -133,3 +137,26 @@ def built(tmp_path_factory) -> Project:
     result = project.build(as_of=AS_OF, first_day=FIRST_DAY, last_day=AS_OF)
     assert result.success, result.error
     return project
+
+
+RUN_COLUMNS = {"_batch", "rejected_at", "computed_at", "run_id", "staged_at", "built_at", "batch",
+               "first_materialized_at"}
+"""What says when or by which run a row was written: not part of what a table holds."""
+BOOKKEEPING = {"meta.built_versions", "meta.watermarks", "meta.staged_files", "meta.event_days",
+               "meta.changed_parts"}
+"""Tables recording what each run did, not what the data is."""
+
+
+def rows_of(project: Project, table: str, excluded: set[str] = RUN_COLUMNS) -> list[tuple]:
+    schema, name = table.split(".")
+    columns = [r[0] for r in project.query(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+        "ORDER BY column_index", [schema, name]) if r[0] not in excluded]
+    listed = ", ".join(f'"{c}"' for c in columns)
+    return project.query(f"SELECT {listed} FROM {table} ORDER BY ALL")
+
+
+def data_tables(project: Project) -> list[str]:
+    return [f"{s}.{t}" for s, t in project.query(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary "
+        "ORDER BY 1, 2") if f"{s}.{t}" not in BOOKKEEPING]

@@ -23,38 +23,16 @@ from datetime import date
 import dagster as dg
 import duckdb
 import pytest
-from conftest import FIXTURES, Project, make_project
+from conftest import FIXTURES, RUN_COLUMNS, Project, data_tables, make_project, rows_of
 
 NIGHTS = FIXTURES / "nightly"
 D = date.fromisoformat
 START = D("2025-01-01")
 
-RUN_COLUMNS = {"_batch", "rejected_at", "computed_at", "run_id", "staged_at", "built_at", "batch",
-               "first_materialized_at"}
-"""What says when or by which run a row was written: not part of what a table holds."""
-BOOKKEEPING = {"meta.built_versions", "meta.watermarks", "meta.staged_files", "meta.event_days",
-               "meta.changed_parts"}
-"""Tables recording what each run did, not what the data is."""
-
-
 def bring(project: Project, night: str) -> None:
     for path in (NIGHTS / night).glob("*.csv"):
         shutil.copyfile(path, project.input_dir / path.name)
 
-
-def rows_of(project: Project, table: str, excluded: set[str] = RUN_COLUMNS) -> list[tuple]:
-    schema, name = table.split(".")
-    columns = [r[0] for r in project.query(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-        "ORDER BY column_index", [schema, name]) if r[0] not in excluded]
-    listed = ", ".join(f'"{c}"' for c in columns)
-    return project.query(f"SELECT {listed} FROM {table} ORDER BY ALL")
-
-
-def data_tables(project: Project) -> list[str]:
-    return [f"{s}.{t}" for s, t in project.query(
-        "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary "
-        "ORDER BY 1, 2") if f"{s}.{t}" not in BOOKKEEPING]
 
 
 def late_partitions(project: Project, run_id: str, asset: str) -> list[str]:

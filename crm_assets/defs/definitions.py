@@ -16,6 +16,7 @@ from crm_assets.defs.jobs import NIGHTLY, build_jobs
 from crm_assets.defs.marts import build_event_daily_counts
 from crm_assets.defs.partitions import daily_partitions
 from crm_assets.defs.raw import build_raw_assets
+from crm_assets.defs.recovery import build_dead_runs_sensor
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.defs.schedules import build_schedules
 from crm_assets.defs.sensors import build_landing_sensor
@@ -55,7 +56,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=[freshness_checks],
         jobs=list(jobs.values()),
         schedules=build_schedules(jobs, settings),
-        sensors=[landing],
+        sensors=[landing, build_dead_runs_sensor()],
         resources={"warehouse": Warehouse(database=str(settings.warehouse_path),
                                            business_timezone=settings.business_timezone)},
     )

@@ -4,9 +4,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from crm_assets.defs.recovery import PROCESS_TAG, this_process
 from crm_assets.warehouse.connection import prepare_connection
 from crm_assets.warehouse.tables import ensure_framework_tables
 
@@ -21,6 +23,13 @@ class Warehouse(DuckDBResource):
     """
 
     business_timezone: str = "Europe/Moscow"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Record which process executes the run (for :mod:`crm_assets.defs.recovery`), when
+        whoever launched it did not (a run launched from the UI or by the daemon)."""
+        run = context.dagster_run
+        if context.instance is not None and run is not None and PROCESS_TAG not in run.tags:
+            context.instance.add_run_tags(run.run_id, {PROCESS_TAG: this_process()})
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

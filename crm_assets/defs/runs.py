@@ -19,6 +19,7 @@ import dagster as dg
 from crm_assets.defs.definitions import build_definitions
 from crm_assets.defs.jobs import NIGHTLY
 from crm_assets.defs.partitions import AS_OF_TAG, FULL_REFRESH_TAG, partition_range_tags
+from crm_assets.defs.recovery import PROCESS_TAG, recover_dead_runs, this_process
 from crm_assets.defs.schedules import nightly_request
 from crm_assets.settings import Settings
 from crm_assets.warehouse.connection import connect
@@ -56,7 +57,8 @@ def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
             partition_key: str | None = None) -> BuildResult:
     """Execute ``job`` of ``defs`` in this process; its result, with failures as text."""
     config = {**_run_config(log_level), **(run_config or {})}
-    tags = tags or {}
+    recover_dead_runs(instance, by=f"the next run of {job}")  # or it would wait for their slots
+    tags = {**(tags or {}), PROCESS_TAG: this_process()}
     with _one_planned_event_per_asset(tags):
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, run_config=config,
