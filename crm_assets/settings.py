@@ -14,6 +14,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``partition_start`` | ``CRM_PARTITION_START`` | ``2025-01-01`` |
 | ``demo_as_of`` | ``CRM_DEMO_AS_OF`` | ``2026-06-30`` (the last day of the shipped seeds) |
 | ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
+| ``max_reject_rate`` | ``CRM_MAX_REJECT_RATE``, ``[tool.crm.max_reject_rate]`` | 0.2 |
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
 | ``catalog_cache_path`` | ``CRM_CATALOG_CACHE`` (``off``: none) | ``target/catalog_cache.json`` |
 """
@@ -38,6 +39,11 @@ DEFAULT_FRESHNESS_HOURS: dict[str, float] = {
 exports get a day and a half (one missed night is late, not yet alarming), reference tables a month.
 ``[tool.crm.freshness_hours]`` overrides per table."""
 
+DEFAULT_MAX_REJECT_RATE = 0.2
+"""The share of a run's new raw rows a staging table may reject before its blocking ``reject_rate``
+check fails (a superseded version is not a reject). ``[tool.crm.max_reject_rate]`` overrides it,
+``default = 0.3`` for every table or ``orders = 0.5`` for one known-dirty source."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -50,6 +56,8 @@ class Settings:
     partition_start: date = date(2025, 1, 1)
     demo_as_of: date = date(2026, 6, 30)
     freshness_hours: dict[str, float] = field(default_factory=dict)
+    max_reject_rate: dict[str, float] = field(default_factory=dict)
+    """Per staging table (or ``default``): see :data:`DEFAULT_MAX_REJECT_RATE`."""
     landing_dir: Path | None = None
     catalog_cache_path: Path | None = None
     """Where loads of the SQL catalogue keep what they parsed and bound, for the next process."""
@@ -77,6 +85,11 @@ class Settings:
     def freshness_limit_hours(self, table: str) -> float:
         """The freshness limit of ``raw.<table>``: configured, else the default, else 36 hours."""
         return float(self.freshness_hours.get(table, DEFAULT_FRESHNESS_HOURS.get(table, 36)))
+
+    def reject_rate_limit(self, table: str) -> float:
+        """The largest share of new rows ``staging.<table>`` may reject (0 to 1)."""
+        return float(self.max_reject_rate.get(
+            table, self.max_reject_rate.get("default", DEFAULT_MAX_REJECT_RATE)))
 
 
 def _tool_section(project_dir: Path) -> dict:
@@ -112,6 +125,10 @@ def load_settings(**overrides) -> Settings:
         ),
         demo_as_of=date.fromisoformat(str(pick("demo_as_of", "CRM_DEMO_AS_OF", "2026-06-30"))),
         freshness_hours={k: float(v) for k, v in tool.get("freshness_hours", {}).items()},
+        max_reject_rate={k: float(v) for k, v in {
+            **tool.get("max_reject_rate", {}),
+            **({"default": os.environ["CRM_MAX_REJECT_RATE"]}
+               if os.environ.get("CRM_MAX_REJECT_RATE") else {})}.items()},
         landing_dir=landing if landing.is_absolute() else project_dir / landing,
         catalog_cache_path=(cache_path if cache_path is None or cache_path.is_absolute()
                             else project_dir / cache_path),

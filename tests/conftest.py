@@ -24,6 +24,9 @@ from crm_assets.settings import Settings, load_settings
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = FIXTURES / "tiny"
+DIRTY_ON_PURPOSE = 0.5
+"""The reject-rate limit of test projects: the hand-made fixtures are dirty on purpose (a third of
+the tiny fixture's order lines are rejected, against 20 % allowed by default)."""
 AS_OF, FIRST_DAY = date(2025, 3, 12), date(2025, 3, 1)
 """What :func:`built` is built for: segments as of the 12th, event days from the 1st."""
 
@@ -84,6 +87,7 @@ class Project:
             "CRM_PROJECT_DIR": s.project_dir, "CRM_INPUT_DIR": s.input_dir,
             "CRM_WAREHOUSE": s.warehouse_path, "CRM_TIMEZONE": s.business_timezone,
             "CRM_PARTITION_START": s.partition_start, "CRM_LANDING_DIR": s.landing_dir,
+            "CRM_MAX_REJECT_RATE": s.reject_rate_limit("default"),
             "DAGSTER_HOME": self.instance.root_directory}.items()}
 
     def use_from_cli(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +111,8 @@ def _project(root: Path, like: Settings, **overrides) -> Project:
         "catalog_cache_path": like.catalog_cache_path and (
             root / "project" / "target" / "catalog_cache.json"),
         "partition_start": like.partition_start, "business_timezone": like.business_timezone,
-        "freshness_hours": like.freshness_hours, **overrides})
+        "freshness_hours": like.freshness_hours, "max_reject_rate": like.max_reject_rate,
+        **overrides})
     return Project(root, settings, dg.DagsterInstance.from_config(str(root / "dagster_home")))
 
 
@@ -118,7 +123,8 @@ def make_project(tmp_path: Path, input_dir: Path = TINY, **overrides) -> Project
     home.mkdir()
     shutil.copyfile(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     defaults = load_settings(project_dir=tmp_path / "project", partition_start=date(2025, 3, 1),
-                             business_timezone="Europe/Moscow")
+                             business_timezone="Europe/Moscow",
+                             max_reject_rate={"default": DIRTY_ON_PURPOSE})
     return _project(tmp_path, defaults, **overrides)
 
 
@@ -160,3 +166,21 @@ def data_tables(project: Project) -> list[str]:
     return [f"{s}.{t}" for s, t in project.query(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary "
         "ORDER BY 1, 2") if f"{s}.{t}" not in BOOKKEEPING]
+
+
+def check_results(project: Project, run_id: str) -> dict[tuple[str, str], tuple[bool, str]]:
+    """Each asset check the run evaluated, by (asset, check): passed, and its description."""
+    records = project.instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    out = {}
+    for r in records:
+        e = r.event_log_entry.dagster_event.asset_check_evaluation_data
+        out[(e.asset_key.to_user_string(), e.check_name)] = (e.passed, e.description or "")
+    return out
+
+
+def materialized(project: Project, run_id: str) -> set[str]:
+    """The assets the run materialised."""
+    records = project.instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    return {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records}

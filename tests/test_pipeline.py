@@ -19,6 +19,7 @@ import hashlib
 from datetime import date
 
 import duckdb
+from conftest import check_results, materialized
 
 D = date.fromisoformat
 
@@ -258,14 +259,76 @@ def test_partition_rerun_replaces_exactly_its_day(built, tmp_path):
                          "GROUP BY 1 ORDER BY 1") == [(D("2025-03-10"), 3)]
 
 
-def test_file_breaking_the_contract_fails_clearly_and_keeps_loaded_data(built, tmp_path):
+ORDERS_HEADER = "order_id,customer_id,store_id,ordered_at,channel,status,total_amount\n"
+
+
+def test_refused_file_is_set_aside_and_the_night_goes_on_with_the_good_files(built, tmp_path):
     project = built.copy(tmp_path)
-    bad = project.input_dir / "orders" / "2025-03-13.csv"
+    (project.input_dir / "orders_2025-03-13.csv").write_text(
+        ORDERS_HEADER + "O8,C3,S1,2025-03-13 10:00:00,in_store,completed,120.00\n",
+        encoding="utf-8")
+    (project.input_dir / "order_items_2025-03-13.csv").write_text(
+        "order_id,line_number,product_id,quantity,unit_price\nO8,1,P1,1,120.00\n",
+        encoding="utf-8")
+    bad = project.input_dir / "orders" / "late.csv"
     bad.parent.mkdir()
     bad.write_text("order_id,customer_id,store_id,channel,status,total_amount\n"
-                   "O8,C1,S1,in_store,completed,10.00\n", encoding="utf-8")
-    result = project.build(as_of=D("2025-03-12"))
+                   "O9,C1,S1,in_store,completed,10.00\n", encoding="utf-8")
+    why = (f"{bad}: line 1: missing required column(s) 'ordered_at' of table 'orders' "
+           "(header has: order_id, customer_id, store_id, channel, status, total_amount)")
+
+    result = project.nightly(D("2025-03-13"))
+    assert result.success, result.error
+    # set aside with its reason, recorded, reported by a red check on raw/orders
+    aside = bad.parent / "_refused" / "late.csv"
+    assert not bad.exists() and aside.exists()
+    assert (bad.parent / "_refused" / "late.csv.reason.txt").read_text() == why + "\n"
+    assert project.query("SELECT source_file, reason, set_aside_to FROM meta.refused_files") == [
+        ("orders/late.csv", why, str(aside))]
+    checks = check_results(project, result.run_id)
+    passed, text = checks[("raw/orders", "no_refused_files")]
+    assert not passed and why in text and str(aside) in text
+    assert checks[("raw/order_items", "no_refused_files")] == (True, "no refused file waiting")
+    # the good file went all the way: core, that day's events, segments, the BI snapshot
+    assert project.scalar("SELECT count(*) FROM core.orders WHERE order_id = 'O8'") == 1
+    assert project.query("SELECT count(*) FROM events.croissant_purchase "
+                         "WHERE event_date = DATE '2025-03-13'") == [(1,)]
+    done = materialized(project, result.run_id)
+    assert {"segments/croissant_buyers", "serving/snapshot"} <= done
+    bi = duckdb.connect(str(project.settings.serving_path / "crm.duckdb"), read_only=True)
+    try:
+        assert bi.execute("SELECT count(*) FROM core.orders WHERE order_id = 'O8'"
+                          ).fetchone() == (1,)
+    finally:
+        bi.close()
+    assert project.scalar("SELECT count(*) FROM raw.orders") == 8  # nothing of the bad file
+
+    # fixed bytes under the same name load the next night, and the check turns green
+    bad.write_text(ORDERS_HEADER + "O9,C1,S1,2025-03-13 18:00:00,in_store,completed,10.00\n",
+                   encoding="utf-8")
+    result = project.nightly(D("2025-03-13"))
+    assert result.success, result.error
+    assert project.scalar("SELECT count(*) FROM core.orders WHERE order_id = 'O9'") == 1
+    assert check_results(project, result.run_id)[("raw/orders", "no_refused_files")] == (
+        True, "no refused file waiting")
+
+
+def test_a_file_whose_rows_are_all_rejected_fails_the_reject_rate_check_and_stops_the_night(
+        built, tmp_path):
+    project = built.copy(tmp_path)
+    (project.input_dir / "orders_1999.csv").write_text(
+        ORDERS_HEADER + "O8,C3,S1,1999-03-13 10:00:00,in_store,completed,120.00\n"
+        "O9,C3,S1,1999-03-14 10:00:00,in_store,completed,120.00\n"
+        "O10,C1,S9,2025-03-13 10:00:00,in_store,completed,120.00\n", encoding="utf-8")
+    result = project.nightly(D("2025-03-13"))
     assert not result.success
-    assert "2025-03-13.csv: line 1: missing required column(s) 'ordered_at'" in result.error
-    assert project.scalar("SELECT count(*) FROM raw.orders") == 7
-    assert project.scalar("SELECT count(*) FROM meta.loaded_files WHERE table_name = 'orders'") == 1
+    assert "staging__orders" in result.error and "reject_rate" in result.error
+    passed, text = check_results(project, result.run_id)[("staging/orders", "reject_rate")]
+    assert not passed
+    assert text.startswith("3 of 3 new rows of raw.orders rejected (100.0%; limit 50%): "
+                           "implausible ordered_at 2, unknown store 1.")
+    done = materialized(project, result.run_id)
+    assert "staging/orders" in done  # its rows are judged and kept (the rejects with why) ...
+    assert not {"core/orders", "core/order_items", "segments/croissant_buyers",
+                "serving/snapshot"} & done  # ... but nothing is built on them
+    assert "core/customers" in done  # what does not read staging.orders goes on

@@ -15,10 +15,16 @@ from crm_assets.catalog import CatalogError
 from crm_assets.cli.inspect import print_summary, reading
 from crm_assets.cli.instance import ensure_dagster_home
 from crm_assets.defs.definitions import build_definitions
-from crm_assets.defs.runs import build_all, nightly, rebuild_history
+from crm_assets.defs.runs import BuildResult, build_all, nightly, rebuild_history
 from crm_assets.settings import Settings, load_settings
 from crm_assets.tools.plan import apply_plan, make_plan
 from crm_assets.warehouse.connection import WarehouseBusy, connect
+
+
+def warn_failed_checks(result: BuildResult) -> None:
+    """A successful run's failed checks (a refused file, a warning), on stderr: never silent."""
+    for line in result.failed_checks:
+        print(f"warning: check failed: {line}", file=sys.stderr)
 
 
 def as_of(args: argparse.Namespace, settings: Settings) -> date:
@@ -42,6 +48,7 @@ def cmd_build(args: argparse.Namespace, demo: bool = False) -> int:
     if not result.success:
         print(result.error, file=sys.stderr)
         return 1
+    warn_failed_checks(result)
     return print_summary(settings, days=args.days)
 
 
@@ -55,6 +62,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     if not result.success:
         print(result.error, file=sys.stderr)
         return 1
+    warn_failed_checks(result)
     print(f"nightly run for {day} done in {time.perf_counter() - started:.1f} s "
           f"(run {result.run_id})")
     return 0

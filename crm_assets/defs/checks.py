@@ -6,6 +6,13 @@
 * **Accounting** (:mod:`crm_assets.warehouse.accounting`, check ``every_raw_row_accounted_for``
   on each ``staging.<table>`` fed by ``raw.<table>``), blocking: when rows go missing, nothing
   downstream is built on the table.
+* **Reject rate** (:func:`~crm_assets.warehouse.accounting.reject_rate`, check ``reject_rate`` on
+  the same tables), blocking: a run whose new raw rows are rejected above the limit
+  (``[tool.crm.max_reject_rate]``, 20 %) builds nothing on the table, so "everything rejected" is
+  never a green run.
+* **Refused files** (check ``no_refused_files`` on each ``raw.<table>``, evaluated by the raw
+  asset), not blocking: a refused file is set aside and the run goes on with the good ones; the
+  check stays red while a refused file waits in a ``_refused/`` folder.
 * **Freshness** (:mod:`crm_assets.ingest.freshness`, check ``freshness`` on each ``raw.<table>``),
   a warning. One op for all raw tables (:func:`build_freshness_checks`) in the writer pool: every
   run that loads raw tables runs it after them, and it can be run on its own (from the UI, or the
@@ -23,14 +30,17 @@ from crm_assets.catalog import Definition
 from crm_assets.catalog.data_tests import TestDeclaration
 from crm_assets.ingest.contracts import SOURCES
 from crm_assets.ingest.freshness import Freshness, freshness
+from crm_assets.ingest.loader import Refused
 from crm_assets.settings import Settings
-from crm_assets.warehouse.accounting import account_rows
+from crm_assets.warehouse.accounting import account_rows, reject_rate
 from crm_assets.warehouse.connection import table_exists
 from crm_assets.warehouse.models import failing_rows
 from crm_assets.warehouse.staging import TOUCHED
 
 ACCOUNTING_CHECK = "every_raw_row_accounted_for"
 FRESHNESS_CHECK = "freshness"
+REJECT_RATE_CHECK = "reject_rate"
+REFUSED_CHECK = "no_refused_files"
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,27 +112,87 @@ def accounting_result(con: duckdb.DuckDBPyConnection, table: str) -> dg.AssetChe
                                metadata=meta)
 
 
+def reject_rate_result(con: duckdb.DuckDBPyConnection, table: str, run_id: str,
+                       limit: float) -> dg.AssetCheckResult:
+    """:func:`reject_rate` of run ``run_id`` against ``limit`` as the blocking check result."""
+    r = reject_rate(con, table, run_id)
+    passed = r.rate <= limit
+    reasons = ", ".join(f"{kind} {n}" for kind, n in r.reasons)
+    text = (f"{r.rejected_rows} of {r.new_rows} new rows of raw.{table} rejected "
+            f"({r.rate:.1%}; limit {limit:.0%})" + (f": {reasons}" if reasons else ""))
+    if not passed:
+        text += (f". Nothing downstream is built on staging.{table} this run: fix the source, "
+                 f"or raise [tool.crm.max_reject_rate] {table} for a known-dirty source")
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(["staging", table]), check_name=REJECT_RATE_CHECK, passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR, description=text,
+        metadata={"new_rows": r.new_rows, "rejected_rows": r.rejected_rows,
+                  "reject_rate": round(r.rate, 4), "limit": limit,
+                  "top_reasons": dg.MetadataValue.json(dict(r.reasons))})
+
+
 @dataclass(frozen=True)
 class PythonCheck:
-    """A check the asset's own op evaluates after materialising: its spec and how to run it."""
+    """A check the asset's own op evaluates after materialising: its spec and how to run it
+    (given the connection and the run id)."""
 
     spec: dg.AssetCheckSpec
-    evaluate: Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]
+    evaluate: Callable[[duckdb.DuckDBPyConnection, str], dg.AssetCheckResult]
 
 
-def staging_python_checks(layer: str, name: str, splits_rejects: bool) -> list[PythonCheck]:
-    """The Python checks of the definition ``<layer>.<name>``: accounting for staging tables.
+def staging_python_checks(layer: str, name: str, splits_rejects: bool,
+                          settings: Settings) -> list[PythonCheck]:
+    """The Python checks of the definition ``<layer>.<name>``: accounting and reject rate for
+    staging tables.
 
     Only a staging table fed by a source table (``raw.<name>``) and splitting rejects (it outputs
-    ``_problem`` or ``_reject_reason``) gets one.
+    ``_problem`` or ``_reject_reason``) gets them.
     """
     if layer != "staging" or name not in SOURCES or not splits_rejects:
         return []
-    spec = dg.AssetCheckSpec(
-        name=ACCOUNTING_CHECK, asset=dg.AssetKey(["staging", name]), blocking=True,
+    key = dg.AssetKey(["staging", name])
+    limit = settings.reject_rate_limit(name)
+    accounting = dg.AssetCheckSpec(
+        name=ACCOUNTING_CHECK, asset=key, blocking=True,
         description=f"Every row of raw.{name} (by _file_sha256, _row_number) is in "
                     f"staging.{name} or staging.rejects exactly once: no loss, no duplicate.")
-    return [PythonCheck(spec, lambda con: accounting_result(con, name))]
+    rate = dg.AssetCheckSpec(
+        name=REJECT_RATE_CHECK, asset=key, blocking=True,
+        description=f"At most {limit:.0%} of the raw rows of the files a run stages for the "
+                    "first time are rejected (superseded versions not counted; "
+                    "[tool.crm.max_reject_rate]).")
+    return [PythonCheck(accounting, lambda con, run_id: accounting_result(con, name)),
+            PythonCheck(rate, lambda con, run_id: reject_rate_result(con, name, run_id, limit))]
+
+
+# --------------------------------------------------------------------------------------------
+# refused files
+
+
+def refused_spec(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=REFUSED_CHECK, asset=dg.AssetKey(["raw", table]), blocking=False,
+        description=f"No file of raw.{table} refused whole waits in a `_refused/` folder.")
+
+
+def refused_result(table: str, waiting: list[Refused]) -> dg.AssetCheckResult:
+    """The refused files waiting for a person (:func:`~crm_assets.ingest.loader.refused_awaiting`)
+    as the check result of ``raw.<table>``: red (ERROR, not blocking) while there is one."""
+    if not waiting:
+        text = "no refused file waiting"
+    else:
+        text = (f"{len(waiting)} file(s) refused, nothing of them loaded (the other files "
+                "were); fix and drop them again, or delete the set-aside copy:\n"
+                + "\n".join(f"{r.reason} -> "
+                            + (str(r.set_aside_to) if r.set_aside_to else "left in place")
+                            for r in waiting))
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(["raw", table]), check_name=REFUSED_CHECK, passed=not waiting,
+        severity=dg.AssetCheckSeverity.ERROR, description=text,
+        metadata={"refused_files": dg.MetadataValue.json(
+            [{"file": r.source_file, "reason": r.reason,
+              "set_aside_to": str(r.set_aside_to) if r.set_aside_to else None}
+             for r in waiting])})
 
 
 # --------------------------------------------------------------------------------------------

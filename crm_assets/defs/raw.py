@@ -1,15 +1,17 @@
 """The raw assets: each source table's new files appended to ``raw.<table>``, each file once.
 
 The loading itself is :mod:`crm_assets.ingest`; an asset reports what it loaded, the table's row
-count and freshness, and fails naming every refused file (the good files still load).
+count and freshness. A refused file is set aside with its reason and reported by the red check
+``no_refused_files``; the run goes on with the good files.
 """
 
 import dagster as dg
 
+from crm_assets.defs.checks import refused_result, refused_spec
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.ingest.contracts import SOURCES, SourceFileError
 from crm_assets.ingest.freshness import freshness
-from crm_assets.ingest.loader import load_source
+from crm_assets.ingest.loader import load_source, refused_awaiting
 from crm_assets.settings import Settings
 
 
@@ -29,14 +31,17 @@ def _raw_asset(name: str, settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(key=["raw", name], group_name="raw", kinds={"duckdb", "csv"}, pool=POOL,
               description=f"{source.description} Append-only landing of {name} CSV files "
                           "(input and landing folders), each file once.",
-              metadata={"dagster/column_schema": columns, "required": source.required})
+              metadata={"dagster/column_schema": columns, "required": source.required},
+              check_specs=[refused_spec(name)])
     def _raw(context: dg.AssetExecutionContext, warehouse: Warehouse):
         with warehouse.connect() as con:
             try:
                 load = load_source(con, name, settings.input_dir,
-                                   landing_dir=settings.landing_dir, run_id=context.run.run_id)
-            except SourceFileError as err:
+                                   landing_dir=settings.landing_dir, run_id=context.run.run_id,
+                                   set_refused_aside=True)
+            except SourceFileError as err:  # a required table with no file at all
                 raise dg.Failure(str(err)) from err
+            waiting = refused_awaiting(con, name, context.run.run_id)
             total = con.execute(f"SELECT count(*) FROM raw.{name}").fetchone()[0]
             fresh = freshness(con, name, settings.freshness_limit_hours(name))
         loaded = load.loaded
@@ -58,12 +63,11 @@ def _raw_asset(name: str, settings: Settings) -> dg.AssetsDefinition:
         }
         if fresh.age_hours is not None:
             metadata["hours_since_new_file"] = round(fresh.age_hours, 2)
-        if load.refused:
-            raise dg.Failure(
-                description=f"{len(load.refused)} file(s) of {name} refused, nothing of them "
-                            "loaded (other files were); fix and drop them again:\n"
-                            + "\n".join(load.refused),
-                metadata=metadata)
-        return dg.MaterializeResult(metadata=metadata)
+        for r in load.refused_files:
+            context.log.error(f"refused, nothing of it loaded: {r.reason}; "
+                              + (f"moved to {r.set_aside_to}" if r.set_aside_to
+                                 else "left in place"))
+        return dg.MaterializeResult(metadata=metadata,
+                                    check_results=[refused_result(name, waiting)])
 
     return _raw

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
@@ -30,6 +30,9 @@ class BuildResult:
     success: bool
     run_id: str
     error: str = ""
+    failed_checks: list[str] = field(default_factory=list)
+    """Each failed asset check as ``asset check: description`` (a refused file, a warning):
+    a successful run may have some."""
 
 
 def _run_config(log_level: str) -> dict:
@@ -48,7 +51,18 @@ def failures(result: dg.ExecuteInProcessResult) -> str:
             message = failure.message.strip() if failure else ""
             message = re.sub(r"^dagster\._core\.definitions\.events\.Failure: ", "", message)
             messages.append(f"{event.step_key}: {message}")
-    return "\n".join(messages) or "run failed"
+    return "\n".join(messages + failed_checks(result)) or "run failed"
+
+
+def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """``asset check: description`` for each check of the run that did not pass."""
+    out = []
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            e = event.asset_check_evaluation_data
+            if not e.passed:
+                out.append(f"{e.asset_key.to_user_string()} {e.check_name}: {e.description}")
+    return out
 
 
 def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
@@ -63,7 +77,8 @@ def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, run_config=config,
             asset_selection=asset_selection, partition_key=partition_key)
-    return BuildResult(result.success, result.run_id, "" if result.success else failures(result))
+    return BuildResult(result.success, result.run_id, "" if result.success else failures(result),
+                       failed_checks(result))
 
 
 @contextmanager

@@ -78,7 +78,7 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
     deps = sorted({k for dep in d.deps for k in producers.get(dep, [asset_key(dep)])},
                   key=lambda k: k.to_user_string())
     tests = data_tests(d, key)
-    python_checks = staging_python_checks(d.layer, d.name, d.splits_rejects)
+    python_checks = staging_python_checks(d.layer, d.name, d.splits_rejects, settings)
     common = dict(
         key=key, deps=deps, group_name=d.layer, description=d.description or None,
         code_version=d.version, kinds={"duckdb", "sql"}, pool=POOL,
@@ -172,7 +172,7 @@ def _model_asset(a: _Asset, python_checks: list, common: dict) -> dg.AssetsDefin
             else:
                 rows, how = materialize_model(con, d, context.run.run_id), {}
             checks = run_data_tests(con, a.tests, d.table, written)
-            checks += [c.evaluate(con) for c in python_checks]
+            checks += [c.evaluate(con, context.run.run_id) for c in python_checks]
         meta = {**common_metadata(d, rows), **how, **a.lineage(context)}
         return dg.MaterializeResult(metadata=meta, check_results=checks or None)
 

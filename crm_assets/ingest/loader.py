@@ -2,13 +2,14 @@
 
 A file's sha256 is recorded in ``meta.loaded_files`` in the same transaction as its rows, so a
 re-run, a crash half-way or the same bytes under another name never duplicate anything, and a
-refused file leaves nothing behind. Which files (:mod:`~crm_assets.ingest.files`), how they are read
-(:mod:`~crm_assets.ingest.reader`) and what is refused (:mod:`~crm_assets.ingest.encoding`) are
-decided elsewhere; this module appends.
+refused file leaves nothing behind: a run sets it aside (:func:`set_aside`) and goes on. Which
+files (:mod:`~crm_assets.ingest.files`), how they are read (:mod:`~crm_assets.ingest.reader`) and
+what is refused (:mod:`~crm_assets.ingest.encoding`) are decided elsewhere; this module appends.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +22,11 @@ from crm_assets.ingest.files import SourceFile, file_sha256, source_files
 from crm_assets.ingest.reader import read_source_file
 from crm_assets.quoting import identifier
 from crm_assets.warehouse.connection import transaction
-from crm_assets.warehouse.tables import LOADED_FILES
+from crm_assets.warehouse.tables import LOADED_FILES, REFUSED_FILES
+
+REFUSED_FOLDER = "_refused"
+"""Where a refused file is moved, beside it (``orders.csv`` -> ``_refused/orders.csv``, with
+``_refused/orders.csv.reason.txt``); no source table reads that folder."""
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,28 @@ class LoadResult:
     delimiter: str = ""
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A file refused whole: why (naming file, line and column), and where it was moved."""
+
+    source_file: str
+    reason: str
+    set_aside_to: Path | None = None
+    """``None``: left in place (not asked to move it, or it could not be moved)."""
+
+
 @dataclass
 class SourceLoad:
     """Every file of one table in one run: loaded or skipped, and the ones refused (with why)."""
 
     table: str
     results: list[LoadResult] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
+    refused_files: list[Refused] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[str]:
+        """Why each refused file was refused."""
+        return [r.reason for r in self.refused_files]
 
     @property
     def loaded(self) -> list[LoadResult]:
@@ -94,9 +114,34 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
                       encoding=read.encoding, delimiter=read.delimiter)
 
 
+def set_aside(con: duckdb.DuckDBPyConnection, f: SourceFile, reason: str,
+              run_id: str | None) -> Refused:
+    """Move a refused file to the ``_refused/`` folder beside it, its reason in a text file next
+    to it, and record both in ``meta.refused_files``, so that the run goes on and the next one
+    does not meet it again. Fixed bytes dropped later under any name load as any new file.
+
+    The move is a rename on the same file system (atomic); a file that cannot be moved (a
+    read-only folder) stays where it is, is recorded so, and is refused again by the next run.
+    """
+    sha = file_sha256(f.path)
+    folder = f.path.parent / REFUSED_FOLDER
+    moved: Path | None = folder / f.path.name
+    try:
+        folder.mkdir(exist_ok=True)
+        (folder / f"{f.path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+        os.replace(f.path, moved)
+    except OSError as err:
+        reason = f"{reason} (could not be moved aside: {err})"
+        moved = None
+    con.execute(f"INSERT INTO {REFUSED_FILES.name} VALUES (?, ?, ?, ?, now(), ?, ?)",
+                [f.table, f.name, sha, reason, run_id, None if moved is None else str(moved)])
+    return Refused(f.name, reason, moved)
+
+
 def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
                 *, landing_dir: Path | None = None, run_id: str | None = None,
-                files: Iterable[SourceFile] | None = None) -> SourceLoad:
+                files: Iterable[SourceFile] | None = None,
+                set_refused_aside: bool = False) -> SourceLoad:
     """Load every not-yet-loaded file of ``table``, each in its own transaction.
 
     A file recorded under the same name with the same size and modification time is skipped
@@ -104,7 +149,8 @@ def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
     is hashed, and skipped if those bytes were loaded before.
 
     A refused file does not stop the others: the good ones load, the refused ones are listed in
-    :attr:`SourceLoad.refused` (the caller decides to fail) and stay in place for a fixed copy.
+    :attr:`SourceLoad.refused_files`, and stay in place unless ``set_refused_aside``
+    (:func:`set_aside`, what a run does).
     A table with no file stays an empty table, unless it is required and has never been loaded.
 
     Raises:
@@ -131,7 +177,8 @@ def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
         try:
             out.results.append(load_source_file(con, source, f.path, name=f.name, run_id=run_id))
         except SourceFileError as err:
-            out.refused.append(str(err))
+            out.refused_files.append(set_aside(con, f, str(err), run_id) if set_refused_aside
+                                     else Refused(f.name, str(err)))
     return out
 
 
@@ -145,3 +192,22 @@ def load_all_sources(con: duckdb.DuckDBPyConnection, input_dir: Path,
     """
     return {table: load_source(con, table, input_dir, landing_dir=landing_dir, run_id=run_id)
             for table in SOURCES}
+
+
+def refused_awaiting(con: duckdb.DuckDBPyConnection, table: str, run_id: str | None
+                     ) -> list[Refused]:
+    """Refused files of ``table`` still waiting for a person: set aside and still in their
+    ``_refused/`` folder, with no file of the same name loaded since (a fixed copy dropped under
+    the same name resolves it, as does deleting the set-aside copy); a file that could not be
+    moved, when this run refused it."""
+    rows = con.execute(
+        f"""SELECT r.source_file, r.reason, r.set_aside_to, r.run_id FROM {REFUSED_FILES.name} r
+            WHERE r.table_name = $t
+              AND r.refused_at = (SELECT max(refused_at) FROM {REFUSED_FILES.name} x
+                                  WHERE x.table_name = $t AND x.source_file = r.source_file)
+              AND NOT EXISTS (SELECT 1 FROM {LOADED_FILES.name} l WHERE l.table_name = $t
+                              AND l.source_file = r.source_file AND l.loaded_at > r.refused_at)
+            ORDER BY r.refused_at, r.source_file""", {"t": table}).fetchall()
+    return [Refused(name, reason, None if moved is None else Path(moved))
+            for name, reason, moved, by in rows
+            if (moved is not None and Path(moved).exists()) or (moved is None and by == run_id)]

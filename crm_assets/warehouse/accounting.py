@@ -90,3 +90,42 @@ def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5,
                 ORDER BY file, rn LIMIT {int(examples)}""", params).fetchall())
     return Accounting(table, int(raw_rows), int(staged), int(rejected), int(missing),
                       int(duplicated), int(unknown), found)
+
+
+@dataclass(frozen=True)
+class RejectRate:
+    """Of the raw rows a run staged for the first time, how many were rejected, and why."""
+
+    table: str
+    new_rows: int
+    rejected_rows: int
+    reasons: tuple[tuple[str, int], ...]
+    """The commonest kinds of reason (the text before the first ':'), with their counts."""
+
+    @property
+    def rate(self) -> float:
+        return self.rejected_rows / self.new_rows if self.new_rows else 0.0
+
+
+def reject_rate(con: duckdb.DuckDBPyConnection, table: str, run_id: str,
+                top: int = 5) -> RejectRate:
+    """The rows of the raw files run ``run_id`` judged into ``staging.<table>`` for the first
+    time (``meta.staged_files``; every file on a full build), and those of them rejected for a
+    problem. A version superseded by a later one is not a problem: it is not counted.
+
+    Cheap on a night: the new files' row counts are in ``meta.loaded_files``, and only the
+    rejects of those files are read.
+    """
+    params = {"table": table, "run": run_id}
+    files = ("SELECT file_sha256 FROM meta.staged_files "
+             "WHERE table_name = $table AND run_id = $run")
+    new_rows = con.execute(
+        f"SELECT coalesce(sum(row_count), 0) FROM meta.loaded_files "
+        f"WHERE table_name = $table AND file_sha256 IN ({files})", params).fetchone()[0]
+    kinds = con.execute(
+        f"""SELECT split_part(reason, ':', 1) AS kind, count(*) AS n FROM staging.rejects
+            WHERE table_name = $table AND _file_sha256 IN ({files})
+              AND reason NOT LIKE 'superseded:%'
+            GROUP BY kind ORDER BY n DESC, kind""", params).fetchall()
+    return RejectRate(table, int(new_rows), sum(int(n) for _, n in kinds),
+                      tuple((kind, int(n)) for kind, n in kinds[:top]))

@@ -80,6 +80,14 @@ LOADED_FILES = FrameworkTable(
     description="Every file loaded into raw, once by its sha256, in the transaction of its rows; "
                 "its size and modification time let a later run skip it without reading it.")
 
+REFUSED_FILES = FrameworkTable(
+    "meta.refused_files",
+    (_c("table_name", "VARCHAR", True), _c("source_file", "VARCHAR", True),
+     _c("file_sha256", "VARCHAR", True), _c("reason", "VARCHAR", True),
+     _c("refused_at", TIMESTAMPTZ, True), _c("run_id", "VARCHAR"), _c("set_aside_to", "VARCHAR")),
+    description="Every file refused whole (nothing of it loaded), why, and where it was moved "
+                "(set_aside_to, the `_refused/` folder beside it; NULL if it could not be moved).")
+
 DEFINITION_VERSIONS = FrameworkTable(
     "meta.definition_versions",
     (_c("name", "VARCHAR", True), _c("layer", "VARCHAR", True),
@@ -217,8 +225,8 @@ CHANGED_PARTS = FrameworkTable(
                 "snapshot rewrites just those months.")
 
 FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
-    LOADED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS, REJECTS,
-    CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,
+    LOADED_FILES, REFUSED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS,
+    REJECTS, CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,
     BUILT_VERSIONS, IDENTITY_EVIDENCE, EMAIL_ADDRESSES, PHONE_NUMBERS, EVENT_DAYS, CHANGED_PARTS,
 )
 
