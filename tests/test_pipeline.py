@@ -16,6 +16,7 @@ The fixture (tests/fixtures/tiny) and what it must give, worked out by hand:
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date
 
 import duckdb
@@ -332,3 +333,23 @@ def test_a_file_whose_rows_are_all_rejected_fails_the_reject_rate_check_and_stop
     assert not {"core/orders", "core/order_items", "segments/croissant_buyers",
                 "serving/snapshot"} & done  # ... but nothing is built on them
     assert "core/customers" in done  # what does not read staging.orders goes on
+
+
+def test_cli_runs_print_each_step_as_it_happens_unless_quiet(built, tmp_path, monkeypatch,
+                                                             capsys):
+    from crm_assets.cli.main import main
+    project = built.copy(tmp_path)
+    project.use_from_cli(monkeypatch)
+    assert main(["nightly", "--day", "2025-03-13"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"run \S+ of nightly started", lines[0])
+    steps = [line.split()[1:] for line in lines[1:-1]]
+    assert steps[0] == ["raw/customers", "started"]
+    # each step starts, then ends with its time and rows (5 of the 7 orders are kept)
+    done = {s[0]: " ".join(s[1:]) for s in steps if s[1] == "done"}
+    assert re.fullmatch(r"done in \d+\.\d s, 5 rows", done["staging/orders"])
+    assert re.fullmatch(r"done in \d+\.\d s, 7 rows", done["raw/orders"])
+    assert len(done) == sum(s[1] == "started" for s in steps)
+    assert re.fullmatch(rf"run \S+ succeeded: {len(done)} steps done in \d+\.\d s", lines[-1])
+    assert main(["nightly", "--day", "2025-03-13", "--quiet"]) == 0
+    assert "started" not in capsys.readouterr().err

@@ -32,6 +32,11 @@ from crm_assets.cli.run import (
 from crm_assets.tools.dialects import TARGETS
 
 
+def _quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress lines (each step's start and end, on stderr)")
+
+
 def _add_run_commands(sub) -> None:
     p = sub.add_parser("generate", help="write realistic dirty CRM source files and ground truth")
     p.add_argument("--customers", type=int, required=True)
@@ -50,6 +55,7 @@ def _add_run_commands(sub) -> None:
         p.add_argument("--first-day", help="first event partition (default: partition_start)")
         p.add_argument("--last-day", help="last event partition (default: the as-of date)")
         p.add_argument("--days", type=int, default=7, help="days of event counts to print")
+        _quiet(p)
         if not demo:
             p.add_argument("--full-refresh", action="store_true",
                            help="compute every incremental table from raw again")
@@ -57,6 +63,7 @@ def _add_run_commands(sub) -> None:
 
     p = sub.add_parser("nightly", help="the nightly run for one day, as the schedule launches it")
     p.add_argument("--day", help="the business day (YYYY-MM-DD, default yesterday)")
+    _quiet(p)
     p.set_defaults(func=cmd_nightly)
 
     p = sub.add_parser("segment-history",
@@ -65,12 +72,14 @@ def _add_run_commands(sub) -> None:
     p.add_argument("--from", dest="first_day", required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--to", dest="last_day", help="last day (default: the last one recorded)")
     p.add_argument("--every", type=int, default=1, help="days between two as-of dates (7: weekly)")
+    _quiet(p)
     p.set_defaults(func=cmd_segment_history)
 
     p = sub.add_parser("plan", help="what to rebuild because definitions on disk changed")
     p.add_argument("--as-of", help="as-of date of segments (YYYY-MM-DD, default yesterday)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--apply", action="store_true", help="launch the runs that rebuild it")
+    _quiet(p)
     p.set_defaults(func=cmd_plan)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,11 +15,17 @@ import dagster as dg
 from crm_assets.catalog import CatalogError
 from crm_assets.cli.inspect import print_summary, reading
 from crm_assets.cli.instance import ensure_dagster_home
+from crm_assets.cli.progress import Progress
 from crm_assets.defs.definitions import build_definitions
-from crm_assets.defs.runs import BuildResult, build_all, nightly, rebuild_history
+from crm_assets.defs.runs import BuildResult, build_all, nightly, rebuild_history, watching
 from crm_assets.settings import Settings, load_settings
 from crm_assets.tools.plan import apply_plan, make_plan
 from crm_assets.warehouse.connection import WarehouseBusy, connect
+
+
+def showing_progress(args: argparse.Namespace) -> AbstractContextManager:
+    """Each run's steps printed as they happen (stderr), unless ``--quiet``."""
+    return nullcontext() if getattr(args, "quiet", False) else watching(Progress())
 
 
 def warn_failed_checks(result: BuildResult) -> None:
@@ -40,11 +47,12 @@ def cmd_build(args: argparse.Namespace, demo: bool = False) -> int:
         settings.demo_as_of if demo else settings.yesterday())
     first = date.fromisoformat(args.first_day) if args.first_day else settings.partition_start
     last = date.fromisoformat(args.last_day) if args.last_day else day
-    result = build_all(settings, as_of=day, first_day=first, last_day=last,
-                       full_refresh=getattr(args, "full_refresh", False))
-    if result.success and demo:  # and half a year of weekly segment history, for sizes over time
-        result = rebuild_history(settings, None, first=day - timedelta(weeks=26), last=day,
-                                 every_days=7)
+    with showing_progress(args):
+        result = build_all(settings, as_of=day, first_day=first, last_day=last,
+                           full_refresh=getattr(args, "full_refresh", False))
+        if result.success and demo:  # and half a year of weekly segment history
+            result = rebuild_history(settings, None, first=day - timedelta(weeks=26), last=day,
+                                     every_days=7)
     if not result.success:
         print(result.error, file=sys.stderr)
         return 1
@@ -58,7 +66,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     ensure_dagster_home(settings)
     day = date.fromisoformat(args.day) if args.day else settings.yesterday()
     started = time.perf_counter()
-    result = nightly(settings, day)
+    with showing_progress(args):
+        result = nightly(settings, day)
     if not result.success:
         print(result.error, file=sys.stderr)
         return 1
@@ -72,9 +81,10 @@ def cmd_segment_history(args: argparse.Namespace) -> int:
     settings = load_settings()
     ensure_dagster_home(settings)
     first = date.fromisoformat(args.first_day)
-    result = rebuild_history(settings, args.names, first=first,
-                             last=date.fromisoformat(args.last_day) if args.last_day else None,
-                             every_days=args.every)
+    with showing_progress(args):
+        result = rebuild_history(settings, args.names, first=first,
+                                 last=date.fromisoformat(args.last_day) if args.last_day
+                                 else None, every_days=args.every)
     if not result.success:
         print(result.error, file=sys.stderr)
         return 1
@@ -113,7 +123,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not args.apply or plan.empty:
         return 0
     status = 0
-    for i, applied in enumerate(apply_plan(plan, defs, instance), 1):
+    with showing_progress(args):
+        applied_runs = list(apply_plan(plan, defs, instance))
+    for i, applied in enumerate(applied_runs, 1):
         result = applied.result
         verdict = "ok" if result.success else "FAILED"
         stream = sys.stderr if args.json or not result.success else sys.stdout

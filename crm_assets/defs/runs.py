@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -65,6 +67,21 @@ def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
     return out
 
 
+_watchers: ContextVar[tuple[Callable[[dg.EventLogEntry], None], ...]] = ContextVar(
+    "crm_run_watchers", default=())
+
+
+@contextmanager
+def watching(callback: Callable[[dg.EventLogEntry], None]) -> Iterator[None]:
+    """Within the block, every event of every run :func:`run_job` launches goes to ``callback``
+    as Dagster records it (the CLI prints progress from them)."""
+    token = _watchers.set((*_watchers.get(), callback))
+    try:
+        yield
+    finally:
+        _watchers.reset(token)
+
+
 def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
             tags: dict[str, str] | None = None, asset_selection: list[dg.AssetKey] | None = None,
             log_level: str = "WARNING", run_config: dict | None = None,
@@ -73,10 +90,13 @@ def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
     config = {**_run_config(log_level), **(run_config or {})}
     recover_dead_runs(instance, by=f"the next run of {job}")  # or it would wait for their slots
     tags = {**(tags or {}), PROCESS_TAG: this_process()}
+    run_id = str(uuid.uuid4())
+    for watcher in _watchers.get():
+        instance.add_event_listener(run_id, watcher)
     with _one_planned_event_per_asset(tags):
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, run_config=config,
-            asset_selection=asset_selection, partition_key=partition_key)
+            asset_selection=asset_selection, partition_key=partition_key, run_id=run_id)
     return BuildResult(result.success, result.run_id, "" if result.success else failures(result),
                        failed_checks(result))
 
