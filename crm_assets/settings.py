@@ -16,6 +16,8 @@ build definitions against a temporary warehouse without touching the process env
 | ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
 | ``max_reject_rate`` | ``CRM_MAX_REJECT_RATE``, ``[tool.crm.max_reject_rate]`` | 0.2 |
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
+| ``alert_log`` | ``CRM_ALERT_LOG`` | ``<project>/logs/alerts.log`` |
+| ``alert_webhook`` | ``CRM_ALERT_WEBHOOK`` | none (alerts only in the log) |
 | ``catalog_cache_path`` | ``CRM_CATALOG_CACHE`` (``off``: none) | ``target/catalog_cache.json`` |
 """
 
@@ -61,6 +63,10 @@ class Settings:
     landing_dir: Path | None = None
     catalog_cache_path: Path | None = None
     """Where loads of the SQL catalogue keep what they parsed and bound, for the next process."""
+    alert_log: Path | None = None
+    """Where alerts are written (:mod:`crm_assets.defs.alerts`); default ``logs/alerts.log``."""
+    alert_webhook: str | None = None
+    """A URL alerts are POSTed to as JSON (a Slack incoming webhook, say)."""
     serving_dir: Path | None = None
     """Where BI reads a published snapshot (:mod:`crm_assets.serving.snapshot`); default: next to
     the warehouse file."""
@@ -68,6 +74,10 @@ class Settings:
     @property
     def serving_path(self) -> Path:
         return self.serving_dir or self.warehouse_path.parent / "serving"
+
+    @property
+    def alert_log_path(self) -> Path:
+        return self.alert_log or self.project_dir / "logs" / "alerts.log"
 
     @property
     def sql_dir(self) -> Path:
@@ -113,6 +123,7 @@ def load_settings(**overrides) -> Settings:
     warehouse = Path(pick("warehouse_path", "CRM_WAREHOUSE", "warehouse/crm.duckdb"))
     landing = Path(pick("landing_dir", "CRM_LANDING_DIR", "landing"))
     serving = pick("serving_dir", "CRM_SERVING_DIR", None)
+    alert_log = pick("alert_log", "CRM_ALERT_LOG", None)
     cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.json"))
     cache_path = None if cache.lower() in ("off", "none", "false", "0") else Path(cache)
     settings = Settings(
@@ -132,6 +143,9 @@ def load_settings(**overrides) -> Settings:
         landing_dir=landing if landing.is_absolute() else project_dir / landing,
         catalog_cache_path=(cache_path if cache_path is None or cache_path.is_absolute()
                             else project_dir / cache_path),
+        alert_log=None if alert_log is None else (
+            Path(alert_log) if Path(alert_log).is_absolute() else project_dir / alert_log),
+        alert_webhook=pick("alert_webhook", "CRM_ALERT_WEBHOOK", None),
         serving_dir=None if serving is None else (
             Path(serving) if Path(serving).is_absolute() else project_dir / serving),
     )

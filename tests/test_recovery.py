@@ -7,6 +7,7 @@ next ``crm build`` must mark it failed, free the slot, and build what a clean bu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -64,6 +65,10 @@ def test_a_build_killed_in_a_step_does_not_stop_the_next(built, tmp_path, step):
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     dead = project.instance.get_run_by_id(run_id)
     assert dead.status == dg.DagsterRunStatus.FAILURE
+    alerts = [json.loads(line) for line in
+              project.settings.alert_log_path.read_text().splitlines()]
+    assert [a["run_id"] for a in alerts] == [run_id]  # the operator hears of it
+    assert "is gone (killed, out of memory, or the machine restarted)" in alerts[0]["text"]
     assert not project.instance.event_log_storage.get_concurrency_info(
         "duckdb_writer").claimed_slots
     assert data_tables(project) == data_tables(built)

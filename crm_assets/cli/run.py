@@ -124,7 +124,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 0
     status = 0
     with showing_progress(args):
-        applied_runs = list(apply_plan(plan, defs, instance))
+        applied_runs = list(apply_plan(plan, defs, instance, settings=settings))
     for i, applied in enumerate(applied_runs, 1):
         result = applied.result
         verdict = "ok" if result.success else "FAILED"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from crm_assets.defs.alerts import build_alert_sensors
 from crm_assets.defs.checks import build_freshness_checks
 from crm_assets.defs.contacts import build_contact_checks
 from crm_assets.defs.identity import build_identity_asset
@@ -56,7 +57,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=[freshness_checks],
         jobs=list(jobs.values()),
         schedules=build_schedules(jobs, settings),
-        sensors=[landing, build_dead_runs_sensor()],
+        sensors=[landing, build_dead_runs_sensor(), *build_alert_sensors(settings)],
         resources={"warehouse": Warehouse(database=str(settings.warehouse_path),
                                            business_timezone=settings.business_timezone)},
     )

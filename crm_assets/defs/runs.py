@@ -18,6 +18,7 @@ from datetime import date
 
 import dagster as dg
 
+from crm_assets.defs.alerts import alert_run
 from crm_assets.defs.definitions import build_definitions
 from crm_assets.defs.jobs import NIGHTLY
 from crm_assets.defs.partitions import AS_OF_TAG, FULL_REFRESH_TAG, partition_range_tags
@@ -85,10 +86,15 @@ def watching(callback: Callable[[dg.EventLogEntry], None]) -> Iterator[None]:
 def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
             tags: dict[str, str] | None = None, asset_selection: list[dg.AssetKey] | None = None,
             log_level: str = "WARNING", run_config: dict | None = None,
-            partition_key: str | None = None) -> BuildResult:
-    """Execute ``job`` of ``defs`` in this process; its result, with failures as text."""
+            partition_key: str | None = None, settings: Settings | None = None) -> BuildResult:
+    """Execute ``job`` of ``defs`` in this process; its result, with failures as text.
+
+    Dead runs are marked failed first (:mod:`~crm_assets.defs.recovery`). With ``settings``, a
+    run that fails or has failed checks, and each dead run, is alerted
+    (:mod:`~crm_assets.defs.alerts`).
+    """
     config = {**_run_config(log_level), **(run_config or {})}
-    recover_dead_runs(instance, by=f"the next run of {job}")  # or it would wait for their slots
+    dead = recover_dead_runs(instance, by=f"the next run of {job}")  # or they keep their slots
     tags = {**(tags or {}), PROCESS_TAG: this_process()}
     run_id = str(uuid.uuid4())
     for watcher in _watchers.get():
@@ -97,6 +103,9 @@ def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, run_config=config,
             asset_selection=asset_selection, partition_key=partition_key, run_id=run_id)
+    if settings is not None:
+        for finished in [*dead, run_id]:
+            alert_run(instance, finished, settings)
     return BuildResult(result.success, result.run_id, "" if result.success else failures(result),
                        failed_checks(result))
 
@@ -140,7 +149,7 @@ def build_all(settings: Settings, *, as_of: date, first_day: date, last_day: dat
     if full_refresh:
         tags[FULL_REFRESH_TAG] = "true"
     return run_job(defs, "build_all", instance=instance or dg.DagsterInstance.get(), tags=tags,
-                   log_level=log_level)
+                   log_level=log_level, settings=settings)
 
 
 def nightly(settings: Settings, day: date, *, instance: dg.DagsterInstance | None = None,
@@ -151,7 +160,7 @@ def nightly(settings: Settings, day: date, *, instance: dg.DagsterInstance | Non
     request = nightly_request(day)
     return run_job(defs, NIGHTLY, instance=instance or dg.DagsterInstance.get(),
                    tags=dict(request.tags), partition_key=request.partition_key,
-                   log_level=log_level)
+                   log_level=log_level, settings=settings)
 
 
 def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
@@ -169,8 +178,8 @@ def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
     config = {"segments": names, "first_day": first.isoformat(),
               "last_day": last.isoformat() if last else None, "every_days": every_days}
     result = run_job(defs, "rebuild_segment_history", instance=instance,  # reported below, once
-                     log_level="CRITICAL", run_config={"ops": {"rebuild_history": {
-                         "config": config}}})
+                     log_level="CRITICAL", settings=settings,
+                     run_config={"ops": {"rebuild_history": {"config": config}}})
     if not result.success:
         return result
     with connect(settings.warehouse_path, read_only=True) as con:
@@ -180,7 +189,8 @@ def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
     selection = (dg.AssetSelection.assets(*keys).downstream() - dg.AssetSelection.assets(*keys))
     refresh = run_job(defs, "build_all", instance=instance,
                       asset_selection=list(selection.resolve(graph)),
-                      tags={AS_OF_TAG: as_of.isoformat()}, log_level=log_level)
+                      tags={AS_OF_TAG: as_of.isoformat()}, log_level=log_level,
+                      settings=settings)
     if not refresh.success:
         return BuildResult(False, refresh.run_id, "the history is rebuilt, but refreshing what "
                                                   "reads it failed:\n" + refresh.error)

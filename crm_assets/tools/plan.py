@@ -34,6 +34,7 @@ import duckdb
 
 from crm_assets.defs.partitions import AS_OF_TAG, partition_range_tags
 from crm_assets.defs.runs import BuildResult, run_job
+from crm_assets.settings import Settings
 from crm_assets.tools.versions import short
 from crm_assets.warehouse.connection import table_exists
 from crm_assets.warehouse.tables import DEFINITION_VERSIONS, SEGMENT_RUNS
@@ -344,7 +345,8 @@ class AppliedRun:
 
 
 def apply_plan(plan: Plan, defs: dg.Definitions, instance: dg.DagsterInstance, *,
-               log_level: str = "WARNING") -> list[AppliedRun]:
+               log_level: str = "WARNING", settings: Settings | None = None
+               ) -> list[AppliedRun]:
     """Launch the plan's runs in order, in-process on ``instance``; stop at the first failure.
 
     Each run executes the ``build_all`` job restricted to the run's assets. Partitioned runs carry
@@ -357,7 +359,8 @@ def apply_plan(plan: Plan, defs: dg.Definitions, instance: dg.DagsterInstance, *
         if run.first_day is not None and run.last_day is not None:
             tags.update(partition_range_tags(run.first_day, run.last_day))
         result = run_job(defs, "build_all", instance=instance, tags=tags, log_level=log_level,
-                         asset_selection=[dg.AssetKey(a.split(".")) for a in run.assets])
+                         asset_selection=[dg.AssetKey(a.split(".")) for a in run.assets],
+                         settings=settings)
         applied.append(AppliedRun(run, result))
         if not result.success:
             break
