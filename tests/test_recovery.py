@@ -20,6 +20,7 @@ import pytest
 from conftest import AS_OF, FIRST_DAY, Project, data_tables, make_project, rows_of
 
 from crm_assets.defs.recovery import PROCESS_TAG, is_gone, this_process
+from crm_assets.tools.status import collect_status
 
 CRM = str(Path(sys.executable).with_name("crm"))
 BUILD = [CRM, "build", "--as-of", AS_OF.isoformat(), "--first-day", FIRST_DAY.isoformat(),
@@ -102,6 +103,13 @@ def test_the_dead_runs_sensor_finds_a_killed_run(tmp_path):
         killed.wait()
     run = project.instance.get_run_by_id(run_id)
     assert run.status == dg.DagsterRunStatus.STARTED and run.tags[PROCESS_TAG]
+
+    status = collect_status(project.settings, project.definitions(), project.instance)
+    (stuck,) = status.unfinished_runs
+    assert (stuck["run_id"], stuck["process_gone"]) == (run_id, True)
+    assert status.claimed_slots == 1
+    assert any(line.startswith(f"run {run_id} of build_all is STARTED but its process is gone")
+               for line in status.attention)
 
     sensor = next(s for s in project.definitions().sensors if s.name == "dead_runs")
     sensor(dg.build_sensor_context(instance=project.instance))

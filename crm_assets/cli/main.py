@@ -28,6 +28,7 @@ from crm_assets.cli.run import (
     cmd_nightly,
     cmd_plan,
     cmd_segment_history,
+    cmd_status,
 )
 from crm_assets.tools.dialects import TARGETS
 
@@ -84,6 +85,11 @@ def _add_run_commands(sub) -> None:
 
 
 def _add_inspect_commands(sub) -> None:
+    p = sub.add_parser("status", help="last runs, dead runs, stale assets, missing event days, "
+                                      "refused files, reject rates, freshness (exit 1: look)")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
+
     p = sub.add_parser("validate", help="check SQL definitions without a warehouse")
     p.add_argument("paths", nargs="*", help="files or folders to report on (default: all of sql/)")
     p.set_defaults(func=cmd_validate)

@@ -20,6 +20,7 @@ from crm_assets.defs.definitions import build_definitions
 from crm_assets.defs.runs import BuildResult, build_all, nightly, rebuild_history, watching
 from crm_assets.settings import Settings, load_settings
 from crm_assets.tools.plan import apply_plan, make_plan
+from crm_assets.tools.status import collect_status, format_status
 from crm_assets.warehouse.connection import WarehouseBusy, connect
 
 
@@ -134,6 +135,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(result.error, file=sys.stderr)
             status = 1
     return status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Runs, stale assets, missing event days, refused files, reject rates, freshness; 1 when
+    something needs a person."""
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    try:
+        defs = build_definitions(settings)
+    except CatalogError as err:
+        print(err, file=sys.stderr)
+        return 1
+    status = collect_status(settings, defs, dg.DagsterInstance.get())
+    print(status.to_json() if args.json else format_status(status))
+    return 1 if status.attention else 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

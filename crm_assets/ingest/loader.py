@@ -21,7 +21,7 @@ from crm_assets.ingest.contracts import SOURCES, SourceFileError, SourceTable, r
 from crm_assets.ingest.files import SourceFile, file_sha256, source_files
 from crm_assets.ingest.reader import read_source_file
 from crm_assets.quoting import identifier
-from crm_assets.warehouse.connection import transaction
+from crm_assets.warehouse.connection import table_exists, transaction
 from crm_assets.warehouse.tables import LOADED_FILES, REFUSED_FILES
 
 REFUSED_FOLDER = "_refused"
@@ -200,6 +200,8 @@ def refused_awaiting(con: duckdb.DuckDBPyConnection, table: str, run_id: str | N
     ``_refused/`` folder, with no file of the same name loaded since (a fixed copy dropped under
     the same name resolves it, as does deleting the set-aside copy); a file that could not be
     moved, when this run refused it."""
+    if not table_exists(con, REFUSED_FILES.name):  # a warehouse older than the table, read-only
+        return []
     rows = con.execute(
         f"""SELECT r.source_file, r.reason, r.set_aside_to, r.run_id FROM {REFUSED_FILES.name} r
             WHERE r.table_name = $t

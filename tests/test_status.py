@@ -1,0 +1,43 @@
+"""``crm status``: what an operator checks in the morning, from the warehouse and the instance."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from crm_assets.cli.main import main
+
+ORDERS_HEADER = "order_id,customer_id,store_id,ordered_at,channel,status,total_amount\n"
+
+
+def test_status_names_runs_missing_days_refused_files_and_reject_rates(built, tmp_path,
+                                                                       monkeypatch, capsys):
+    project = built.copy(tmp_path)  # built as of 2025-03-12, event days from 2025-03-01
+    (project.input_dir / "orders_bad.csv").write_bytes((ORDERS_HEADER + "O9\n").encode("utf-16"))
+    assert project.nightly(date(2025, 3, 13)).success
+    project.use_from_cli(monkeypatch)
+
+    assert main(["status", "--json"]) == 1  # something needs a person
+    status = json.loads(capsys.readouterr().out)
+    assert [(j["job"], j["status"]) for j in status["jobs"]] == [
+        ("build_all", "SUCCESS"), ("nightly", "SUCCESS")]
+    assert status["unfinished_runs"] == [] and status["claimed_slots"] == 0
+    assert status["stale_assets"] == []
+    yesterday = project.settings.yesterday()
+    croissant = next(e for e in status["event_days"] if e["event"] == "croissant_purchase")
+    assert croissant["built"] == 13 and croissant["last_built"] == "2025-03-13"
+    assert croissant["missing_days"] == [f"{date(2025, 3, 14)}..{yesterday}"]
+    assert croissant["missing"] == (yesterday - date(2025, 3, 13)).days
+    (refused,) = status["refused_files"]
+    assert refused["file"] == "orders_bad.csv" and "UTF-16 is not supported" in refused["reason"]
+    # orders.csv: 7 rows, O6 (unknown customer C9) and O7 (negative amount) rejected
+    orders = next(r for r in status["reject_rates"] if r["table"] == "orders")
+    assert (orders["new_rows"], orders["rejected_rows"], orders["limit"]) == (7, 2, 0.5)
+    assert orders["reasons"] == {"negative total_amount": 1, "unknown customer": 1}
+    assert any(line.startswith("refused file waiting: ") for line in status["attention"])
+    assert f"events.croissant_purchase: {croissant['missing']} day(s) not built: " \
+           f"2025-03-14..{yesterday}" in status["attention"]
+
+    assert main(["status"]) == 1
+    text = capsys.readouterr().out
+    assert "needs attention" in text and "orders" in text and "2/7 = 28.6%" in text
