@@ -16,6 +16,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
 | ``max_reject_rate`` | ``CRM_MAX_REJECT_RATE``, ``[tool.crm.max_reject_rate]`` | 0.2 |
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
+| ``lock_wait_seconds`` | ``CRM_LOCK_WAIT_SECONDS`` | 120 (a step waits for an outside lock) |
 | ``alert_log`` | ``CRM_ALERT_LOG`` | ``<project>/logs/alerts.log`` |
 | ``alert_webhook`` | ``CRM_ALERT_WEBHOOK`` | none (alerts only in the log) |
 | ``catalog_cache_path`` | ``CRM_CATALOG_CACHE`` (``off``: none) | ``target/catalog_cache.json`` |
@@ -63,6 +64,8 @@ class Settings:
     landing_dir: Path | None = None
     catalog_cache_path: Path | None = None
     """Where loads of the SQL catalogue keep what they parsed and bound, for the next process."""
+    lock_wait_seconds: float = 120
+    """How long a step waits for the warehouse while a process outside Dagster holds it."""
     alert_log: Path | None = None
     """Where alerts are written (:mod:`crm_assets.defs.alerts`); default ``logs/alerts.log``."""
     alert_webhook: str | None = None
@@ -146,6 +149,7 @@ def load_settings(**overrides) -> Settings:
         alert_log=None if alert_log is None else (
             Path(alert_log) if Path(alert_log).is_absolute() else project_dir / alert_log),
         alert_webhook=pick("alert_webhook", "CRM_ALERT_WEBHOOK", None),
+        lock_wait_seconds=float(pick("lock_wait_seconds", "CRM_LOCK_WAIT_SECONDS", 120)),
         serving_dir=None if serving is None else (
             Path(serving) if Path(serving).is_absolute() else project_dir / serving),
     )

@@ -59,5 +59,6 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=build_schedules(jobs, settings),
         sensors=[landing, build_dead_runs_sensor(), *build_alert_sensors(settings)],
         resources={"warehouse": Warehouse(database=str(settings.warehouse_path),
-                                           business_timezone=settings.business_timezone)},
+                                           business_timezone=settings.business_timezone,
+                                           lock_wait_seconds=settings.lock_wait_seconds)},
     )

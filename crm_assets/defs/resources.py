@@ -1,5 +1,6 @@
 """The warehouse as a Dagster resource, and the pool every writer is in."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,8 +10,11 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from crm_assets.defs.recovery import PROCESS_TAG, this_process
-from crm_assets.warehouse.connection import prepare_connection
+from crm_assets.warehouse.connection import busy_message, lock_holder, prepare_connection
 from crm_assets.warehouse.tables import ensure_framework_tables
+
+_gave_up: dict[str, float] = {}
+"""When a step of this process last stopped waiting for a lock on each warehouse file."""
 
 POOL = "duckdb_writer"
 """Every asset that opens the warehouse for writing is in this pool; dagster.yaml limits it to 1."""
@@ -19,10 +23,13 @@ POOL = "duckdb_writer"
 class Warehouse(DuckDBResource):
     """The DuckDB warehouse file, opened read-write with the project's session settings.
 
-    ``DuckDBResource`` retries a lock held by another process (~100 s) before failing.
+    A lock held by a process outside Dagster is waited for ``lock_wait_seconds``, with one log
+    line naming the process, then the step fails saying who holds it and what to do.
     """
 
     business_timezone: str = "Europe/Moscow"
+    lock_wait_seconds: float = 120
+    """How long a step waits for a lock held outside Dagster before it fails."""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Record which process executes the run (for :mod:`crm_assets.defs.recovery`), when
@@ -35,12 +42,42 @@ class Warehouse(DuckDBResource):
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        # DuckDBResource.get_connection does not close on an exception; an open handle would make
-        # the next open of the same file in this process fail ("different configuration").
-        with self.get_connection() as con:
+        # Opened here, not by DuckDBResource.get_connection: that one retries a lock ten times
+        # over ~100 s without a word, and does not close on an exception (an open handle would
+        # make the next open of the same file in this process fail, "different configuration").
+        con = self._open()
+        try:
+            prepare_connection(con, self.business_timezone)
+            ensure_framework_tables(con)
+            yield con
+        finally:
+            con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """Open the file; while another process holds it, say who, wait, then fail saying so.
+
+        Within a run's pool only one step writes at a time, so a lock here is held outside
+        Dagster: a notebook, a BI tool or a script opened the warehouse file itself.
+        """
+        log = dg.get_dagster_logger()
+        gave_up = _gave_up.get(self.database)
+        waited_out = gave_up is not None and time.monotonic() - gave_up < self.lock_wait_seconds
+        # the steps after one that waited in vain do not wait again, each in turn
+        deadline = time.monotonic() + (0 if waited_out else self.lock_wait_seconds)
+        said = waited_out
+        while True:
             try:
-                prepare_connection(con, self.business_timezone)
-                ensure_framework_tables(con)
-                yield con
-            finally:
-                con.close()
+                return duckdb.connect(self.database, read_only=False,
+                                      config={"custom_user_agent": "dagster",
+                                              **self.connection_config})
+            except duckdb.IOException as err:
+                holder = lock_holder(str(err))
+                if holder is None or time.monotonic() >= deadline:
+                    if holder is not None:
+                        _gave_up[self.database] = time.monotonic()
+                    raise dg.Failure(busy_message(self.database, str(err))) from err
+                if not said:
+                    log.warning(f"the warehouse {self.database} is held by {holder}, outside "
+                                f"Dagster: waiting up to {self.lock_wait_seconds:g} s for it")
+                    said = True
+                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))

@@ -8,6 +8,7 @@ exist.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +52,36 @@ class WarehouseBusy(RuntimeError):
     it does not exist yet."""
 
 
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_holder(error: str) -> str | None:
+    """The process holding the warehouse's lock, from DuckDB's error: its pid and command line
+    (``/proc``), or the program DuckDB names; None if the error is not about a lock."""
+    found = _LOCK_HOLDER.search(error)
+    if found is None:
+        return None
+    pid = found["pid"]
+    try:
+        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                           .decode(errors="replace").split())
+    except OSError:
+        command = ""
+    command = command or found["program"]
+    return f"process {pid} ({command[:160]}{'...' if len(command) > 160 else ''})"
+
+
+def busy_message(path: Path | str, error: str) -> str:
+    """What to tell someone who cannot open the warehouse: who holds it and what to do."""
+    holder = lock_holder(error)
+    if holder is None:
+        return f"cannot open {path}: {error.splitlines()[0]}"
+    return (f"cannot open {path}: it is held by {holder}. DuckDB lets one process write a file, "
+            "and none read it meanwhile. Wait for that process to finish, or stop it if it "
+            "should not hold the warehouse; BI tools and notebooks read the BI snapshot "
+            "(serving/crm.duckdb), which never locks the warehouse.")
+
+
 @contextmanager
 def connect(path: Path | str, read_only: bool = False, business_timezone: str | None = None
             ) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -68,10 +99,7 @@ def connect(path: Path | str, read_only: bool = False, business_timezone: str | 
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as err:
-        reason = str(err).splitlines()[0]
-        hint = (" (another process is writing it; try again when it has finished)"
-                if "lock" in reason.lower() else "")
-        raise WarehouseBusy(f"cannot open {path}: {reason}{hint}") from err
+        raise WarehouseBusy(busy_message(path, str(err))) from err
     try:
         prepare_connection(con, business_timezone)
         if not read_only:

@@ -1,0 +1,75 @@
+"""The warehouse is held only by runs: a process outside Dagster holding the file (a notebook, a
+BI tool opening it read-only) is named, waited for, then reported with what to do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from crm_assets.cli.main import main
+
+HOLD = ("import duckdb, sys, time\n"
+        "con = duckdb.connect(sys.argv[1], read_only=sys.argv[3] == 'read')\n"
+        "print('holding', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n")
+
+
+def hold(path, seconds: float, mode: str = "read") -> subprocess.Popen:
+    """A process outside Dagster holding the warehouse (``read``: read-only, as a BI tool would;
+    ``write``) for ``seconds``."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds), mode],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+@pytest.fixture
+def project(built, tmp_path):
+    return built.copy(tmp_path)
+
+
+def test_a_run_meeting_an_outside_lock_names_the_holder_then_fails(project, monkeypatch,
+                                                                     capsys):
+    project.settings = replace(project.settings, lock_wait_seconds=2)
+    holder = hold(project.settings.warehouse_path, 600)
+    try:
+        result = project.nightly(date(2025, 3, 13))
+        assert not result.success
+        assert f"it is held by process {holder.pid} ({sys.executable} -c import duckdb" \
+            in result.error
+        assert "BI tools and notebooks read the BI snapshot (serving/crm.duckdb)" in result.error
+        warnings = [e.message for e in project.instance.all_logs(result.run_id)
+                    if e.level == 30 and "waiting up to 2 s" in (e.user_message or "")]
+        assert warnings and f"held by process {holder.pid}" in warnings[0]
+
+    finally:
+        holder.kill()
+        holder.wait()
+
+    # a reading command meeting a writer outside Dagster says the same, not a stack trace
+    writer = hold(project.settings.warehouse_path, 600, mode="write")
+    try:
+        project.use_from_cli(monkeypatch)
+        assert main(["summary"]) == 1
+        err = capsys.readouterr().err
+        assert f"it is held by process {writer.pid}" in err and "Wait for that process" in err
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_a_run_waits_for_an_outside_lock_that_goes_away(project):
+    holder = hold(project.settings.warehouse_path, 3)
+    try:
+        result = project.nightly(date(2025, 3, 13))
+    finally:
+        holder.wait()
+    assert result.success, result.error
+    logs = project.instance.all_logs(result.run_id)
+    assert any(f"held by process {holder.pid}" in (e.user_message or "") for e in logs)
+    assert project.instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.SUCCESS
