@@ -19,6 +19,7 @@ import hashlib
 import re
 from datetime import date
 
+import dagster as dg
 import duckdb
 from conftest import check_results, materialized
 
@@ -353,3 +354,23 @@ def test_cli_runs_print_each_step_as_it_happens_unless_quiet(built, tmp_path, mo
     assert re.fullmatch(rf"run \S+ succeeded: {len(done)} steps done in \d+\.\d s", lines[-1])
     assert main(["nightly", "--day", "2025-03-13", "--quiet"]) == 0
     assert "started" not in capsys.readouterr().err
+
+
+def test_a_cli_run_is_a_run_of_its_job_where_the_ui_looks(built, tmp_path, monkeypatch, capsys):
+    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+
+    from crm_assets.cli.main import main
+    project = built.copy(tmp_path)
+    project.use_from_cli(monkeypatch)
+    assert main(["nightly", "--day", "2025-03-13", "--quiet"]) == 0
+    # the job page's query (dagster-graphql's Pipeline.runs): the job, in its code location
+    label = "__repository__@crm_assets.definitions"  # workspace.yaml's python_module
+    runs = project.instance.get_runs(filters=dg.RunsFilter(
+        job_name="nightly", tags={REPOSITORY_LABEL_TAG: label}))
+    assert len(runs) == 1
+    origin = runs[0].remote_job_origin  # what the timeline groups runs by
+    assert origin.repository_origin.code_location_origin.location_name == "crm_assets.definitions"
+    assert origin.job_name == "nightly"
+    # and the build the fixture ran through Python is one of build_all's
+    assert project.instance.get_runs(filters=dg.RunsFilter(
+        job_name="build_all", tags={REPOSITORY_LABEL_TAG: label}))

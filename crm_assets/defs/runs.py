@@ -2,7 +2,9 @@
 
 Runs execute in this process (``execute_in_process``) on the instance given (the one under
 ``DAGSTER_HOME`` by default), so they are recorded there and show in the UI with their metadata
-and checks. A failed run is reported once, one line per failed step, without Dagster's trace.
+and checks. Each run records the code location ``workspace.yaml`` names as its origin, as a run
+launched from the UI does, so it is listed on its job's page and in the overview timeline. A
+failed run is reported once, one line per failed step, without Dagster's trace.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
+from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
+from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from crm_assets.defs.alerts import alert_run
 from crm_assets.defs.definitions import build_definitions
@@ -83,6 +88,38 @@ def watching(callback: Callable[[dg.EventLogEntry], None]) -> Iterator[None]:
         _watchers.reset(token)
 
 
+def job_origin(job: str, settings: Settings | None) -> RemoteJobOrigin | None:
+    """``job`` of the code location ``<project>/workspace.yaml`` names (what ``dagster dev`` and
+    the daemon load), as the origin a run launched from the UI records; None without one."""
+    workspace = settings.project_dir / "workspace.yaml" if settings else None
+    if workspace is None or not workspace.exists():
+        return None
+    locations = location_origins_from_yaml_paths([str(workspace)])
+    if len(locations) != 1:
+        return None
+    return RemoteJobOrigin(RemoteRepositoryOrigin(locations[0], SINGLETON_REPOSITORY_NAME), job)
+
+
+@contextmanager
+def _runs_created_with_origin(instance: dg.DagsterInstance, origin: RemoteJobOrigin | None
+                              ) -> Iterator[None]:
+    """``execute_in_process`` creates its run without an origin (it has no code location): give
+    it ``origin``, so the run belongs to its job in the UI (job page, timeline, asset pages)."""
+    if origin is None:
+        yield
+        return
+    create = instance.create_run_for_job
+
+    def create_with_origin(*args, **kwargs):
+        return create(*args, **{**kwargs, "remote_job_origin": origin})
+
+    instance.create_run_for_job = create_with_origin  # this instance object, for this call
+    try:
+        yield
+    finally:
+        del instance.create_run_for_job
+
+
 def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
             tags: dict[str, str] | None = None, asset_selection: list[dg.AssetKey] | None = None,
             log_level: str = "WARNING", run_config: dict | None = None,
@@ -99,7 +136,8 @@ def run_job(defs: dg.Definitions, job: str, *, instance: dg.DagsterInstance,
     run_id = str(uuid.uuid4())
     for watcher in _watchers.get():
         instance.add_event_listener(run_id, watcher)
-    with _one_planned_event_per_asset(tags):
+    with _one_planned_event_per_asset(tags), \
+            _runs_created_with_origin(instance, job_origin(job, settings)):
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, run_config=config,
             asset_selection=asset_selection, partition_key=partition_key, run_id=run_id)
