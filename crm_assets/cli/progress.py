@@ -78,7 +78,7 @@ class Progress:
     def summary(self, run_id: str, success: bool) -> None:
         """The last line: how the run ended, its steps, its time."""
         verdict = "succeeded" if success else "FAILED"
-        parts = [f"{self.done} steps done"]
+        parts = [f"{self.done} step{'' if self.done == 1 else 's'} done"]
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.skipped:
