@@ -16,6 +16,7 @@ noted in the log; it never fails a run.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,16 @@ ALERTED_TAG = "crm/alerted"
 WEBHOOK_TIMEOUT_SECONDS = 10
 
 
+def step_failure_message(event: dg.DagsterEvent) -> str:
+    """The error a step raised, without Dagster's wrapper and exception class."""
+    error = event.step_failure_data.error
+    while (error is not None and error.cause is not None
+           and "StepExecutionError" in (error.cls_name or "")):
+        error = error.cause  # the error raised in the step, not Dagster's wrapper
+    message = error.message.strip() if error else ""
+    return re.sub(r"^dagster\._core\.definitions\.events\.Failure: ", "", message)
+
+
 def run_problems(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     """What went wrong in the run, one line each: failed steps and failed checks."""
     events = instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_FAILURE,
@@ -39,12 +50,7 @@ def run_problems(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     for entry in events:
         event = entry.dagster_event
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None and \
-                    "StepExecutionError" in (error.cls_name or ""):
-                error = error.cause
-            message = (error.message.strip().splitlines() or [""])[0] if error else ""
-            problems.append(f"{event.step_key}: {message}")
+            problems.append(f"{event.step_key}: {step_failure_message(event)}")
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             check = event.asset_check_evaluation_data
             if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR:

@@ -10,7 +10,6 @@ failed run is reported once, one line per failed step, without Dagster's trace.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY
 from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
-from crm_assets.defs.alerts import alert_run
+from crm_assets.defs.alerts import alert_run, step_failure_message
 from crm_assets.defs.definitions import build_definitions
 from crm_assets.defs.jobs import NIGHTLY
 from crm_assets.defs.partitions import AS_OF_TAG, FULL_REFRESH_TAG, partition_range_tags
@@ -52,13 +51,7 @@ def failures(result: dg.ExecuteInProcessResult) -> str:
     messages = []
     for event in result.all_events:
         if event.is_step_failure:
-            failure = event.step_failure_data.error
-            while (failure is not None and failure.cause is not None
-                   and "StepExecutionError" in (failure.cls_name or "")):
-                failure = failure.cause  # the error raised in the step, not Dagster's wrapper
-            message = failure.message.strip() if failure else ""
-            message = re.sub(r"^dagster\._core\.definitions\.events\.Failure: ", "", message)
-            messages.append(f"{event.step_key}: {message}")
+            messages.append(f"{event.step_key}: {step_failure_message(event)}")
     return "\n".join(messages + failed_checks(result)) or "run failed"
 
 
