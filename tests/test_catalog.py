@@ -162,6 +162,24 @@ HOSTILE: dict[str, tuple[str, str, list[str]]] = {
         "segments/bad.sql",
         "select customer_id, current_setting('s3_secret_access_key') as s\nfrom core.customers\n",
         ["{f}:1:21: function 'current_setting()' is not on the allow-list of SQL functions"]),
+    "clock_keyword": (  # the answer would change with the day it runs, not the as-of date
+        "segments/bad.sql",
+        "select customer_id\nfrom core.customer_features\n"
+        "where last_order_at >= current_date - interval 30 day\n",
+        ["{f}:3:24: 'current_date' reads the clock: a definition must give the same rows for the "
+         "same as-of date (a rebuild of a past day gives that day's answer); use as_of_date() "
+         "(the as-of day) or as_of_end() (the end of that day, an instant)"]),
+    "clock_function": (
+        "events/bad.sql",
+        "-- grain: [customer_id, occurred_at]\nselect customer_id, now() as occurred_at\n"
+        "from core.customers\n",
+        ["{f}:2:21: 'now()' reads the clock: a definition must give the same rows for the same "
+         "as-of date (a rebuild of a past day gives that day's answer); use as_of_date() (the "
+         "as-of day) or as_of_end() (the end of that day, an instant)"]),
+    "chance": (
+        "segments/bad.sql", "select customer_id\nfrom core.customers\nwhere random() < 0.1\n",
+        ["{f}:3:7: 'random()' differs on every run: a definition must give the same rows for the "
+         "same inputs; for a stable sample, use hash() of the id with a seed"]),
     "undefined_table": (
         "segments/bad.sql", "select customer_id\nfrom core.customer\n",
         ["{f}:2:6: table core.customer is not defined by any file or source; did you mean "

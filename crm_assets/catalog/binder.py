@@ -33,7 +33,11 @@ from crm_assets.catalog.definition import (
 from crm_assets.catalog.graph import levels
 from crm_assets.catalog.parse_tree import serialize, walk_references
 from crm_assets.catalog.text import first_code_offset, line_col
-from crm_assets.functions.allow_list import ALLOWED_FUNCTIONS, ALLOWED_TABLE_FUNCTIONS
+from crm_assets.functions.allow_list import (
+    ALLOWED_FUNCTIONS,
+    ALLOWED_TABLE_FUNCTIONS,
+    NOT_DETERMINISTIC,
+)
 from crm_assets.functions.registry import register_functions
 from crm_assets.layers import SCHEMAS
 from crm_assets.quoting import identifier
@@ -471,6 +475,8 @@ def _check_expression(sql: str, d: Definition, binder: Binder) -> str | None:
     for kind, name, _ in walk_references(tree["statements"]):
         if kind == "table_function" and name not in ALLOWED_TABLE_FUNCTIONS:
             return f"table function '{name}()' is not allowed"
+        if kind in ("function", "keyword") and name in NOT_DETERMINISTIC:
+            return f"'{name if kind == 'keyword' else name + '()'}' {NOT_DETERMINISTIC[name]}"
         if kind == "function" and name not in ALLOWED_FUNCTIONS:
             return f"function '{name}()' is not on the allow-list of SQL functions"
         if kind == "table":

@@ -35,7 +35,11 @@ from crm_assets.catalog.query import (
     start_offset,
 )
 from crm_assets.catalog.text import char_offset, first_code_offset, line_col
-from crm_assets.functions.allow_list import ALLOWED_FUNCTIONS, ALLOWED_TABLE_FUNCTIONS
+from crm_assets.functions.allow_list import (
+    ALLOWED_FUNCTIONS,
+    ALLOWED_TABLE_FUNCTIONS,
+    NOT_DETERMINISTIC,
+)
 
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 """What a file name (and so a table name) must look like."""
@@ -197,6 +201,10 @@ def _check_references(d: Definition, tree: dict, statement: exp.Query, report: _
         if kind == "table_function" and name not in ALLOWED_TABLE_FUNCTIONS:
             report.add(offset, f"table function '{name}()' is not allowed: a definition may read "
                                "only catalogue tables (no files, no other databases)")
+        elif kind in ("function", "keyword") and name in NOT_DETERMINISTIC:
+            if kind == "function" or text[offset:offset + 1] != '"':  # "current_date": a column
+                shown = name if kind == "keyword" else f"{name}()"
+                report.add(offset, f"'{shown}' {NOT_DETERMINISTIC[name]}")
         elif kind == "function" and name not in ALLOWED_FUNCTIONS:
             report.add(offset, f"function '{name}()' is not on the allow-list of SQL functions")
         elif kind == "table" and 0 <= offset < len(text) and text[offset] == "'":

@@ -24,8 +24,14 @@ def serialize(con: duckdb.DuckDBPyConnection, texts: list[str]) -> list[dict]:
     return [json.loads(r) for r in raw]
 
 
+CLOCK_KEYWORDS = frozenset({"current_date", "current_timestamp", "current_time", "localtime",
+                            "localtimestamp"})
+"""SQL keywords that read the clock without parentheses."""
+
+
 def walk_references(tree) -> list[tuple[str, str, int]]:
-    """(kind, name, byte offset) of every function, table function and table in a parse tree."""
+    """(kind, name, byte offset) of every function, table function, table and clock keyword
+    (kind ``keyword``) in a parse tree."""
     found: list[tuple[str, str, int]] = []
     stack = [tree]
     while stack:
@@ -46,6 +52,12 @@ def walk_references(tree) -> list[tuple[str, str, int]]:
             continue
         if "function_name" in node and not node.get("is_operator"):
             found.append(("function", str(node["function_name"]).lower(),
+                          int(node.get("query_location", -1))))
+        elif (node_type == "COLUMN_REF" and len(node.get("column_names") or []) == 1
+              and str(node["column_names"][0]).lower() in CLOCK_KEYWORDS):
+            # ``current_date`` and friends parse as a column reference (unless a column of that
+            # name exists, DuckDB then reads the clock): reported as the function they are
+            found.append(("keyword", str(node["column_names"][0]).lower(),
                           int(node.get("query_location", -1))))
         elif node_type == "BASE_TABLE":
             name = f"{node.get('schema_name', '')}.{node.get('table_name', '')}"

@@ -44,7 +44,7 @@ second millisecond microsecond week weekofyear weekday dayofweek isodow dayofyea
 quarter yearweek isoyear era epoch epoch_ms epoch_us epoch_ns make_date make_time make_timestamp
 make_timestamptz strftime strptime try_strptime to_timestamp last_day monthname dayname age to_days
 to_hours to_minutes to_seconds to_months to_years to_weeks to_microseconds to_milliseconds timezone
-time_bucket current_date today list_value list_pack list_contains list_has list_position
+time_bucket list_value list_pack list_contains list_has list_position
 list_extract list_element array_length list_sort list_reverse_sort list_distinct list_unique
 list_filter list_transform list_apply list_reduce list_slice list_concat list_cat array_concat
 list_sum list_min list_max list_avg list_count list_first list_last array_contains array_has
@@ -54,6 +54,21 @@ json_extract json_extract_string json_extract_path json_extract_path_text json_v
 json_array json_type json_valid to_json json_keys json_array_length json_contains typeof try_cast
 cast hash
 """.split()
+
+CLOCK = ("reads the clock: a definition must give the same rows for the same as-of date (a "
+         "rebuild of a past day gives that day's answer); use as_of_date() (the as-of day) or "
+         "as_of_end() (the end of that day, an instant)")
+CHANCE = ("differs on every run: a definition must give the same rows for the same inputs; for "
+          "a stable sample, use hash() of the id with a seed")
+NOT_DETERMINISTIC: dict[str, str] = {
+    **dict.fromkeys(["current_date", "today", "now", "current_timestamp",
+                     "get_current_timestamp", "transaction_timestamp", "current_time",
+                     "get_current_time", "localtime", "localtimestamp", "current_localtimestamp",
+                     "statement_timestamp", "clock_timestamp"], CLOCK),
+    **dict.fromkeys(["random", "setseed", "uuid", "gen_random_uuid", "uuidv4", "uuidv7"],
+                    CHANCE),
+}
+"""Functions (and the keywords ``current_date``, ``current_timestamp``...) refused with why."""
 
 ALLOWED_FUNCTIONS: frozenset[str] = frozenset(_ALLOWED) | {"unnest"} | PROJECT_FUNCTIONS
 """Scalar, aggregate and window functions a definition may call (``unnest`` of a list too)."""
