@@ -62,8 +62,8 @@ def log_lines(project: Project) -> list[dict]:
 def test_a_failed_night_is_alerted_once_to_the_log_and_the_webhook(built, tmp_path, webhook):
     url, bodies = webhook
     project = alerting(built.copy(tmp_path), url)
-    (project.input_dir / "orders_1999.csv").write_text(
-        ORDERS_HEADER + "O8,C3,S1,1999-03-13 10:00:00,in_store,completed,120.00\n",
+    (project.input_dir / "orders_bad_dates.csv").write_text(
+        ORDERS_HEADER + "O8,C3,S1,2099-03-13 10:00:00,in_store,completed,120.00\n",
         encoding="utf-8")
     result = project.nightly(DAY)
     assert not result.success
@@ -73,7 +73,7 @@ def test_a_failed_night_is_alerted_once_to_the_log_and_the_webhook(built, tmp_pa
     assert body["status"] == "FAILURE"
     assert body["text"].startswith(f"crm: run {result.run_id} of nightly FAILED\n")
     assert ("staging/orders reject_rate: 1 of 1 new rows of raw.orders rejected (100.0%; "
-            "limit 50%): implausible ordered_at 1.") in body["text"]
+            "limit 50%): implausible ordered_at (after its file was loaded) 1.") in body["text"]
     assert [line["run_id"] for line in log_lines(project)] == [result.run_id]
     assert log_lines(project)[0]["sent"] == "webhook answered 200"
 
@@ -88,7 +88,7 @@ def test_a_failed_night_is_alerted_once_to_the_log_and_the_webhook(built, tmp_pa
     assert len(bodies) == 1 and len(log_lines(project)) == 1
 
     # a night that goes well sends nothing
-    (project.input_dir / "orders_1999.csv").unlink()
+    (project.input_dir / "orders_bad_dates.csv").unlink()
     assert project.nightly(DAY).success
     assert len(bodies) == 1
 

@@ -318,9 +318,9 @@ def test_refused_file_is_set_aside_and_the_night_goes_on_with_the_good_files(bui
 def test_a_file_whose_rows_are_all_rejected_fails_the_reject_rate_check_and_stops_the_night(
         built, tmp_path):
     project = built.copy(tmp_path)
-    (project.input_dir / "orders_1999.csv").write_text(
-        ORDERS_HEADER + "O8,C3,S1,1999-03-13 10:00:00,in_store,completed,120.00\n"
-        "O9,C3,S1,1999-03-14 10:00:00,in_store,completed,120.00\n"
+    (project.input_dir / "orders_bad_dates.csv").write_text(
+        ORDERS_HEADER + "O8,C3,S1,1989-03-13 10:00:00,in_store,completed,120.00\n"
+        "O9,C3,S1,1989-03-14 10:00:00,in_store,completed,120.00\n"
         "O10,C1,S9,2025-03-13 10:00:00,in_store,completed,120.00\n", encoding="utf-8")
     result = project.nightly(D("2025-03-13"))
     assert not result.success
@@ -328,7 +328,8 @@ def test_a_file_whose_rows_are_all_rejected_fails_the_reject_rate_check_and_stop
     passed, text = check_results(project, result.run_id)[("staging/orders", "reject_rate")]
     assert not passed
     assert text.startswith("3 of 3 new rows of raw.orders rejected (100.0%; limit 50%): "
-                           "implausible ordered_at 2, unknown store 1.")
+                           "implausible ordered_at (before earliest_plausible_date 1990-01-01) "
+                           "2, unknown store 1.")
     done = materialized(project, result.run_id)
     assert "staging/orders" in done  # its rows are judged and kept (the rejects with why) ...
     assert not {"core/orders", "core/order_items", "segments/croissant_buyers",

@@ -117,6 +117,12 @@ class Definition:
             f.name.lower() in ("as_of_date", "as_of_end") for f in self.ast.find_all(exp.Anonymous))
 
     @property
+    def uses_plausible_dates(self) -> bool:
+        """Whether the query calls ``earliest_plausible_date()`` (a setting of the project)."""
+        return self.ast is not None and any(
+            f.name.lower() == "earliest_plausible_date" for f in self.ast.find_all(exp.Anonymous))
+
+    @property
     def calls_cleaning(self) -> bool:
         """Whether the query calls a ``crm_*`` cleaning function (registered only when needed)."""
         return self.ast is not None and any(

@@ -60,5 +60,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         sensors=[landing, build_dead_runs_sensor(), *build_alert_sensors(settings)],
         resources={"warehouse": Warehouse(database=str(settings.warehouse_path),
                                            business_timezone=settings.business_timezone,
-                                           lock_wait_seconds=settings.lock_wait_seconds)},
+                                           lock_wait_seconds=settings.lock_wait_seconds,
+                                           earliest_plausible_date=(
+                                               settings.earliest_plausible_date.isoformat()))},
     )

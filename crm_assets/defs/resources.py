@@ -3,6 +3,7 @@
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +29,8 @@ class Warehouse(DuckDBResource):
     """
 
     business_timezone: str = "Europe/Moscow"
+    earliest_plausible_date: str = "1990-01-01"
+    """What ``earliest_plausible_date()`` returns (``[tool.crm] earliest_plausible_date``)."""
     lock_wait_seconds: float = 120
     """How long a step waits for a lock held outside Dagster before it fails."""
 
@@ -47,7 +50,8 @@ class Warehouse(DuckDBResource):
         # make the next open of the same file in this process fail, "different configuration").
         con = self._open()
         try:
-            prepare_connection(con, self.business_timezone)
+            prepare_connection(con, self.business_timezone,
+                               date.fromisoformat(self.earliest_plausible_date))
             ensure_framework_tables(con)
             yield con
         finally:

@@ -12,8 +12,10 @@ from __future__ import annotations
 from crm_assets.functions.contacts import PYTHON_FUNCTIONS
 from crm_assets.functions.macros import SQL_MACROS
 
-RUN_MACROS: frozenset[str] = frozenset({"as_of_date", "as_of_end", "business_timezone"})
-"""Project functions that are constants of a run (the as-of date, the business time zone)."""
+RUN_MACROS: frozenset[str] = frozenset({"as_of_date", "as_of_end", "business_timezone",
+                                       "earliest_plausible_date"})
+"""Project functions that are constants of a run or of the project's configuration (the as-of
+date, the business time zone, the earliest plausible date of an event)."""
 
 CLEANING_FUNCTIONS: tuple[str, ...] = PYTHON_FUNCTIONS + SQL_MACROS
 """Every public cleaning function (UDFs and macros): staging SQL calls them."""

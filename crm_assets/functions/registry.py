@@ -46,6 +46,17 @@ def set_as_of_date(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     con.execute(f"CREATE OR REPLACE TEMP MACRO as_of_date() AS DATE {literal(as_of.isoformat())}")
 
 
+DEFAULT_EARLIEST_PLAUSIBLE = date(1990, 1, 1)
+"""Before this day an order or a registration is a placeholder (1900-01-01, the 1970 epoch), not
+an event: ``[tool.crm] earliest_plausible_date`` moves it for older data."""
+
+
+def set_earliest_plausible_date(con: duckdb.DuckDBPyConnection, day: date) -> None:
+    """Make ``earliest_plausible_date()`` return ``day`` on this connection."""
+    con.execute("CREATE OR REPLACE TEMP MACRO earliest_plausible_date() AS "
+                f"DATE {literal(day.isoformat())}")
+
+
 def set_business_timezone(con: duckdb.DuckDBPyConnection, zone: str) -> None:
     """Make ``business_timezone()`` return ``zone`` (an IANA name) on this connection."""
     if not zone.replace("/", "").replace("_", "").replace("-", "").isalnum():
@@ -77,3 +88,4 @@ def register_functions(con: duckdb.DuckDBPyConnection, as_of: date | None = None
         register_cleaning_functions(con, udfs=udfs)
     set_as_of_date(con, as_of or date(1970, 1, 1))
     set_business_timezone(con, zone)
+    set_earliest_plausible_date(con, DEFAULT_EARLIEST_PLAUSIBLE)

@@ -121,9 +121,10 @@ SOURCES: dict[str, SourceTable] = {
                 _c("ordered_at", "TIMESTAMP", True,
                    "Local time of the store (ISO or day first; a UTC offset wins)."),
                 _c("channel", "VARCHAR", description="in_store, app, web, delivery."),
-                _c("status", "VARCHAR", description="completed, cancelled, refunded."),
+                _c("status", "VARCHAR", description="completed, cancelled, refunded; empty or "
+                   "absent: completed."),
                 _c("total_amount", "DECIMAL(12,2)",
-                   description="Roubles; comma decimals accepted."),
+                   description="In the business's currency; comma decimals accepted."),
             ),
             required=True,
             key=("order_id",),

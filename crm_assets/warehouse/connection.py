@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -20,14 +21,15 @@ from crm_assets.functions.registry import (
     register_cleaning_functions,
     register_functions,
     set_business_timezone,
+    set_earliest_plausible_date,
 )
 from crm_assets.warehouse.tables import ensure_framework_tables
 
 
-def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | None = None
-                       ) -> duckdb.DuckDBPyConnection:
+def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | None = None,
+                       earliest_plausible: date | None = None) -> duckdb.DuckDBPyConnection:
     """Apply the project's session settings and the run's constants (``as_of_date()``,
-    ``business_timezone()``) on ``con``.
+    ``business_timezone()``, ``earliest_plausible_date()``) on ``con``.
 
     The cleaning functions (``crm_*``) cost ~55 ms to register on a new database, so only a
     materialisation whose query calls them registers them (:func:`use_functions_of`).
@@ -37,6 +39,8 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | 
     register_functions(con, cleaning=False)
     if business_timezone:
         set_business_timezone(con, business_timezone)
+    if earliest_plausible:
+        set_earliest_plausible_date(con, earliest_plausible)
     return con
 
 

@@ -67,7 +67,7 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
     sources = [spec.source, *spec.via, *([removed_table] if removed_table else [])]
     seen = {table: latest_batch(con, table) for table in sources}
     full = (full_refresh or not table_exists(con, d.table)
-            or built_version(con, d.table) != version_built(d))
+            or built_version(con, d.table) != version_built(d, con))
     batch = next_batch(con)
     month = month_column([n for n, _ in d.schema])
     if full:
@@ -152,7 +152,7 @@ def _remember(con: duckdb.DuckDBPyConnection, d: Definition, seen: dict[str, int
               run_id: str, changed: bool = True) -> None:
     for table, last in seen.items():
         set_watermark(con, d.table, table, last)
-    set_built_version(con, d.table, version_built(d), batch, d.grain, changed)
+    set_built_version(con, d.table, version_built(d, con), batch, d.grain, changed)
     record_version(con, d, run_id)
 
 

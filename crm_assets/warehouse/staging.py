@@ -131,7 +131,7 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
     use_functions_of(con, d)
     raw = f"raw.{d.name}"
     full = (full_refresh or not table_exists(con, d.table)
-            or built_version(con, d.table) != version_built(d))
+            or built_version(con, d.table) != version_built(d, con))
     batch = next_batch(con)
     seen = {ref: latest_batch(con, ref) for ref in set(d.references.values())}
     new_files = _new_files(con, d, full)
@@ -159,7 +159,7 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
         mark_staged(con, d.name, new_files, run_id)
         for ref, last in seen.items():
             set_watermark(con, d.table, ref, last)
-        set_built_version(con, d.table, version_built(d), batch, d.grain)
+        set_built_version(con, d.table, version_built(d, con), batch, d.grain)
         record_version(con, d, run_id)
     if not full:  # the accounting check then matches only these rows
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM _crm_judged")

@@ -88,14 +88,18 @@ def set_built_version(con: duckdb.DuckDBPyConnection, table: str, version: str, 
                 [table, version, batch, grain])
 
 
-def version_built(d: Definition) -> str:
+def version_built(d: Definition, con: duckdb.DuckDBPyConnection) -> str:
     """What ``meta.built_versions`` records for a table ``d`` builds incrementally: its version,
-    and for staging (and any query calling a cleaning function) the cleaning rules' version
-    (:func:`~crm_assets.functions.registry.cleaning_version`). Another value on disk means the
-    rows kept so far were judged by other rules: the next run computes the whole table."""
+    for staging (and any query calling a cleaning function) the cleaning rules' version
+    (:func:`~crm_assets.functions.registry.cleaning_version`), and the earliest plausible date
+    when the query reads it (``con``'s setting). Another value on disk means the rows kept so
+    far were judged by other rules: the next run computes the whole table."""
+    version = d.version
     if d.layer == "staging" or d.calls_cleaning:
-        return f"{d.version}+{cleaning_version()}"
-    return d.version
+        version += f"+{cleaning_version()}"
+    if d.uses_plausible_dates:
+        version += f"+{con.execute('SELECT earliest_plausible_date()').fetchone()[0]}"
+    return version
 
 
 def built_grain(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -97,10 +97,14 @@ judged as (
             when _parse_error is not null then 'malformed record: ' || _parse_error
             when source_customer_id is null then 'missing customer_id'
         end as _problem,
-        -- before 2000 is a placeholder (1900-01-01, the 1970 epoch), not a registration
-        case when registered_at_parsed >= timestamptz '2000-01-01 00:00:00+00'
+        -- before earliest_plausible_date() is a placeholder (1900-01-01, the 1970 epoch), not a
+        -- registration; after the file was loaded (a day of slack for clocks) it is a typo
+        -- (2099-12-31) that would otherwise win every "latest value" rule
+        case when registered_at_parsed >= earliest_plausible_date()
+                  and registered_at_parsed <= _loaded_at + interval 1 day
             then registered_at_parsed end as registered_at,
-        case when updated_at_parsed >= timestamptz '2000-01-01 00:00:00+00'
+        case when updated_at_parsed >= earliest_plausible_date()
+                  and updated_at_parsed <= _loaded_at + interval 1 day
             then updated_at_parsed end as updated_at
     from timed
 )
@@ -131,12 +135,16 @@ select
         case
             when registered_at_text is not null and registered_at_parsed is null
                 then 'unparseable registered_at (' || registered_at_text || ')'
+            when registered_at_parsed > _loaded_at + interval 1 day
+                then 'registered_at after its file was loaded (' || registered_at_text || ')'
             when registered_at_parsed is not null and registered_at is null
                 then 'placeholder registered_at (' || registered_at_text || ')'
         end,
         case
             when updated_at_text is not null and updated_at_parsed is null
                 then 'unparseable updated_at (' || updated_at_text || ')'
+            when updated_at_parsed > _loaded_at + interval 1 day
+                then 'updated_at after its file was loaded (' || updated_at_text || ')'
             when updated_at_parsed is not null and updated_at is null
                 then 'placeholder updated_at (' || updated_at_text || ')'
         end,

@@ -1,8 +1,9 @@
 -- description: >
 --   Orders with amounts as decimals (comma decimals accepted) and store-local times turned into
 --   instants with the store's time zone. Rejected with a reason: no order_id, no readable
---   ordered_at, an unknown store or customer (guests have no customer), an unreadable or negative
---   amount, an unknown status.
+--   ordered_at or one before earliest_plausible_date() or after its file was loaded, an unknown
+--   store or customer (guests have no customer), an unreadable or negative amount, an unknown
+--   status. An order without status is completed.
 -- owner: data-eng@bakery.example
 -- grain: [order_id]
 -- references: {store_id: staging.stores, source_customer_id: staging.customers}
@@ -39,7 +40,8 @@ cleaned as (
         coalesce(s.timezone, business_timezone()) as store_timezone,
         nullif(trim(o.ordered_at), '') as ordered_at_text,
         lower(nullif(trim(o.channel), '')) as channel,
-        lower(nullif(trim(o.status), '')) as status,
+        -- no status (the column absent or the value empty): a completed purchase
+        coalesce(lower(nullif(trim(o.status), '')), 'completed') as status,
         crm_decimal(o.total_amount) as total_amount,
         nullif(trim(o.total_amount), '') as total_amount_text,
         c.source_customer_id is not null as is_known_customer,
@@ -69,8 +71,11 @@ judged as (
             when order_id is null then 'missing order_id'
             when ordered_at_text is null then 'missing ordered_at'
             when ordered_at is null then 'unparseable ordered_at: ' || ordered_at_text
-            when ordered_at < timestamptz '2000-01-01 00:00:00+00'
-                then 'implausible ordered_at: ' || ordered_at_text
+            when ordered_at < earliest_plausible_date()
+                then 'implausible ordered_at (before earliest_plausible_date '
+                    || earliest_plausible_date() || '): ' || ordered_at_text
+            when ordered_at > _loaded_at + interval 1 day
+                then 'implausible ordered_at (after its file was loaded): ' || ordered_at_text
             when store_id is not null and not is_known_store then 'unknown store: ' || store_id
             when source_customer_id is not null and not is_known_customer
                 then 'unknown customer: ' || source_customer_id

@@ -1,0 +1,64 @@
+"""Bring your own data: a real export reduced to the contract's minimum, from the late 1990s.
+
+Two files: customers with only ``customer_id``, orders without ``status``, ``store_id`` or
+``channel``. Every order must be staged (no hidden date rule, no status filter silently emptying
+everything) and the segments and events must hold what a hand count gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from conftest import FIXTURES, make_project
+
+AS_OF = date(1998, 6, 30)
+
+
+def test_two_minimal_files_from_the_1990s_build_non_empty_segments_and_events(tmp_path):
+    project = make_project(tmp_path, FIXTURES / "byo_1990s", partition_start=date(1997, 1, 1),
+                           earliest_plausible_date=date(1990, 1, 1))
+    result = project.build(as_of=AS_OF, first_day=date(1998, 6, 1), last_day=AS_OF)
+    assert result.success, result.error
+    assert project.scalar("SELECT count(*) FROM staging.rejects") == 0
+    # no status column: every order is a completed purchase
+    assert project.query("SELECT order_id, status, total_amount FROM core.orders ORDER BY 1") == [
+        ("A1", "completed", 10), ("A2", "completed", 20), ("A3", "completed", 30),
+        ("A4", "completed", 5)]
+
+    def members(segment: str) -> list[str]:
+        return [r[0] for r in project.query(
+            f"SELECT i.source_customer_id FROM segments.{segment} s JOIN core.customer_identity i "
+            "USING (customer_id) ORDER BY 1")]
+
+    # K2's first order is on 1998-06-20, 10 days before the as-of date: new. K3's only order was
+    # 211 days before it (more than 180): lapsed. K1 bought 20 days before, ~15 months after
+    # the first: active, in neither.
+    assert members("new_customers") == ["K2"]
+    assert members("lapsed_customers") == ["K3"]
+    assert project.query(
+        "SELECT i.source_customer_id, f.lifecycle_stage, f.recency_days, f.orders_total "
+        "FROM core.customer_features f JOIN core.customer_identity i USING (customer_id) "
+        "ORDER BY 1") == [("K1", "active", 20, 2), ("K2", "new", 10, 1), ("K3", "lapsed", 211, 1)]
+    # a first purchase in June 1998 (09:00 Moscow time, no store: the business zone)
+    assert project.query("SELECT event_date, count(*) FROM events.first_purchase GROUP BY 1") == [
+        (date(1998, 6, 20), 1)]
+
+
+def test_orders_before_the_earliest_plausible_date_are_rejected_until_it_moves(tmp_path):
+    project = make_project(tmp_path, FIXTURES / "byo_1990s", partition_start=date(1997, 1, 1),
+                           earliest_plausible_date=date(1998, 1, 1), max_reject_rate={
+                               "default": 0.5})
+    result = project.build(as_of=AS_OF, first_day=AS_OF, last_day=AS_OF)
+    assert result.success, result.error
+    assert project.query("SELECT _row_number, reason FROM staging.rejects ORDER BY 1") == [
+        (1, "implausible ordered_at (before earliest_plausible_date 1998-01-01): "
+            "1997-03-01 10:00:00"),
+        (4, "implausible ordered_at (before earliest_plausible_date 1998-01-01): "
+            "1997-12-01 10:00:00")]
+
+    # the setting moved back: the next run judges every order again under the new rule
+    project.settings = replace(project.settings, earliest_plausible_date=date(1995, 1, 1))
+    assert project.nightly(AS_OF).success
+    assert project.scalar("SELECT count(*) FROM staging.rejects") == 0
+    assert project.scalar("SELECT count(*) FROM core.orders") == 4
