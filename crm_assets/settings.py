@@ -17,6 +17,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``max_reject_rate`` | ``CRM_MAX_REJECT_RATE``, ``[tool.crm.max_reject_rate]`` | 0.2 |
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
 | ``earliest_plausible_date`` | ``CRM_EARLIEST_DATE`` | ``1990-01-01`` (before: placeholders) |
+| ``currency_code``, ``currency_symbol`` | ``CRM_CURRENCY``, ``CRM_CURRENCY_SYMBOL`` | RUB, ₽ |
 | ``lock_wait_seconds`` | ``CRM_LOCK_WAIT_SECONDS`` | 120 (a step waits for an outside lock) |
 | ``alert_log`` | ``CRM_ALERT_LOG`` | ``<project>/logs/alerts.log`` |
 | ``alert_webhook`` | ``CRM_ALERT_WEBHOOK`` | none (alerts only in the log) |
@@ -68,6 +69,9 @@ class Settings:
     earliest_plausible_date: date = date(1990, 1, 1)
     """Orders before it are rejected and registrations nulled as placeholders (1900-01-01, the
     1970 epoch); move it back for older data."""
+    currency_code: str = "RUB"
+    """The business's currency (ISO 4217): amounts in the data are in it (``currency_code()``)."""
+    currency_symbol: str = "₽"
     lock_wait_seconds: float = 120
     """How long a step waits for the warehouse while a process outside Dagster holds it."""
     alert_log: Path | None = None
@@ -154,6 +158,8 @@ def load_settings(**overrides) -> Settings:
             Path(alert_log) if Path(alert_log).is_absolute() else project_dir / alert_log),
         alert_webhook=pick("alert_webhook", "CRM_ALERT_WEBHOOK", None),
         lock_wait_seconds=float(pick("lock_wait_seconds", "CRM_LOCK_WAIT_SECONDS", 120)),
+        currency_code=pick("currency_code", "CRM_CURRENCY", "RUB"),
+        currency_symbol=pick("currency_symbol", "CRM_CURRENCY_SYMBOL", "₽"),
         earliest_plausible_date=date.fromisoformat(str(pick(
             "earliest_plausible_date", "CRM_EARLIEST_DATE", "1990-01-01"))),
         serving_dir=None if serving is None else (

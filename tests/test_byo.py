@@ -7,6 +7,7 @@ everything) and the segments and events must hold what a hand count gives.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date
 
@@ -62,3 +63,14 @@ def test_orders_before_the_earliest_plausible_date_are_rejected_until_it_moves(t
     assert project.nightly(AS_OF).success
     assert project.scalar("SELECT count(*) FROM staging.rejects") == 0
     assert project.scalar("SELECT count(*) FROM core.orders") == 4
+
+
+def test_the_currency_is_the_business_s_not_the_code_s(tmp_path):
+    project = make_project(tmp_path, FIXTURES / "byo_1990s", currency_code="USD",
+                           currency_symbol="$")
+    warehouse = project.definitions().resources["warehouse"]
+    with warehouse.connect() as con:
+        assert con.execute("SELECT currency_code(), currency_symbol()").fetchone() == ("USD", "$")
+    # descriptions and column docs say "the business's currency", never a currency's name
+    for path in project.sql_dir.rglob("*.sql"):
+        assert not re.search(r"\b(roubles?|rubles?|dollars?)\b", path.read_text(), re.I), path

@@ -102,6 +102,14 @@ def test_full_build_gives_hand_computed_tables(built, monkeypatch, capsys):
     assert "customer_id            1" in out
     assert "source records: C1 (email+name), C2 (email+name)" in out
     assert "segments now: croissant_buyers (since 2025-03-12)" in out
+    assert out.startswith("person 1 (customer_id: the warehouse's person id), found by source "
+                          "record 'C2'\n")
+    # the two id spaces are named: a person id without --source, a source id with it
+    assert main(["customer", "2"]) == 0
+    assert capsys.readouterr().out.startswith("person 2 (customer_id: the warehouse's person "
+                                              "id), found by customer_id 2\n")
+    assert main(["customer", "C3"]) == 2
+    assert "customer_id must be a number (or use --source for 'C3')" in capsys.readouterr().err
 
 
 def test_second_build_changes_nothing(built, tmp_path):

@@ -131,10 +131,20 @@ def _print_customer(con, given_id: str, *, source: bool) -> int:
             return 2
     row = con.execute("SELECT customer_id, is_merged FROM core.customer_ids "
                       "WHERE any_customer_id = ?", [given]).fetchone()
+    also_source = None if source else con.execute(
+        "SELECT customer_id FROM core.customer_identity WHERE source_customer_id = ?",
+        [given_id]).fetchone()
     if row is None:
-        print(f"unknown customer_id {given}", file=sys.stderr)
+        print(f"unknown customer_id {given} (the warehouse's person id)"
+              + (f"; {given_id!r} is a source record id, of person {also_source[0]}: "
+                 f"crm customer {given_id} --source" if also_source else ""), file=sys.stderr)
         return 1
     customer_id, merged = row
+    how = f"source record {given_id!r}" if source else f"customer_id {given}"
+    print(f"person {customer_id} (customer_id: the warehouse's person id), found by {how}")
+    if also_source and not source:
+        print(f"note: {given_id!r} is also a source record id, of person {also_source[0]} "
+              f"(crm customer {given_id} --source)")
     if merged:
         print(f"customer_id {given} was merged into {customer_id}")
     golden = con.execute("SELECT * FROM core.customers WHERE customer_id = ?", [customer_id])

@@ -98,9 +98,11 @@ def _add_inspect_commands(sub) -> None:
     p.add_argument("--days", type=int, default=7)
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("customer", help="look a person up by any id they ever had")
-    p.add_argument("id", help="a customer_id (merged-away ids resolve) or, with --source, a "
-                              "source system's customer id")
+    p = sub.add_parser("customer", help="look a person up by any id they ever had: the "
+                                        "warehouse's customer_id, or with --source a source "
+                                        "record's id")
+    p.add_argument("id", help="a customer_id, the warehouse's person id (merged-away ids "
+                              "resolve), or with --source a source system's customer id")
     p.add_argument("--source", action="store_true", help="ID is a source customer id")
     p.set_defaults(func=cmd_customer)
 

@@ -62,5 +62,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
                                            business_timezone=settings.business_timezone,
                                            lock_wait_seconds=settings.lock_wait_seconds,
                                            earliest_plausible_date=(
-                                               settings.earliest_plausible_date.isoformat()))},
+                                               settings.earliest_plausible_date.isoformat()),
+                                           currency_code=settings.currency_code,
+                                           currency_symbol=settings.currency_symbol)},
     )

@@ -31,6 +31,8 @@ class Warehouse(DuckDBResource):
     business_timezone: str = "Europe/Moscow"
     earliest_plausible_date: str = "1990-01-01"
     """What ``earliest_plausible_date()`` returns (``[tool.crm] earliest_plausible_date``)."""
+    currency_code: str = "RUB"
+    currency_symbol: str = "₽"
     lock_wait_seconds: float = 120
     """How long a step waits for a lock held outside Dagster before it fails."""
 
@@ -51,7 +53,8 @@ class Warehouse(DuckDBResource):
         con = self._open()
         try:
             prepare_connection(con, self.business_timezone,
-                               date.fromisoformat(self.earliest_plausible_date))
+                               date.fromisoformat(self.earliest_plausible_date),
+                               (self.currency_code, self.currency_symbol))
             ensure_framework_tables(con)
             yield con
         finally:

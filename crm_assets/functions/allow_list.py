@@ -13,7 +13,8 @@ from crm_assets.functions.contacts import PYTHON_FUNCTIONS
 from crm_assets.functions.macros import SQL_MACROS
 
 RUN_MACROS: frozenset[str] = frozenset({"as_of_date", "as_of_end", "business_timezone",
-                                       "earliest_plausible_date"})
+                                       "earliest_plausible_date", "currency_code",
+                                       "currency_symbol"})
 """Project functions that are constants of a run or of the project's configuration (the as-of
 date, the business time zone, the earliest plausible date of an event)."""
 

@@ -57,6 +57,12 @@ def set_earliest_plausible_date(con: duckdb.DuckDBPyConnection, day: date) -> No
                 f"DATE {literal(day.isoformat())}")
 
 
+def set_currency(con: duckdb.DuckDBPyConnection, code: str, symbol: str) -> None:
+    """Make ``currency_code()`` and ``currency_symbol()`` return the business's currency."""
+    con.execute(f"CREATE OR REPLACE TEMP MACRO currency_code() AS {literal(code)}")
+    con.execute(f"CREATE OR REPLACE TEMP MACRO currency_symbol() AS {literal(symbol)}")
+
+
 def set_business_timezone(con: duckdb.DuckDBPyConnection, zone: str) -> None:
     """Make ``business_timezone()`` return ``zone`` (an IANA name) on this connection."""
     if not zone.replace("/", "").replace("_", "").replace("-", "").isalnum():
@@ -89,3 +95,4 @@ def register_functions(con: duckdb.DuckDBPyConnection, as_of: date | None = None
     set_as_of_date(con, as_of or date(1970, 1, 1))
     set_business_timezone(con, zone)
     set_earliest_plausible_date(con, DEFAULT_EARLIEST_PLAUSIBLE)
+    set_currency(con, "RUB", "₽")

@@ -21,13 +21,15 @@ from crm_assets.functions.registry import (
     register_cleaning_functions,
     register_functions,
     set_business_timezone,
+    set_currency,
     set_earliest_plausible_date,
 )
 from crm_assets.warehouse.tables import ensure_framework_tables
 
 
 def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | None = None,
-                       earliest_plausible: date | None = None) -> duckdb.DuckDBPyConnection:
+                       earliest_plausible: date | None = None,
+                       currency: tuple[str, str] | None = None) -> duckdb.DuckDBPyConnection:
     """Apply the project's session settings and the run's constants (``as_of_date()``,
     ``business_timezone()``, ``earliest_plausible_date()``) on ``con``.
 
@@ -41,6 +43,8 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | 
         set_business_timezone(con, business_timezone)
     if earliest_plausible:
         set_earliest_plausible_date(con, earliest_plausible)
+    if currency:
+        set_currency(con, *currency)
     return con
 
 

@@ -10,7 +10,7 @@
 -- columns:
 --   recency_days: Days from the last completed order to the as-of date (null if none).
 --   orders_365d: Completed orders in the 365 days up to the as-of date.
---   revenue_365d: Their total amount, roubles.
+--   revenue_365d: Their total amount, in the business's currency (currency_code()).
 --   rfm_recency: 1 (longest ago) to 5 (most recent), quintile by percent rank among buyers of
 --     the last 365 days (ties share a score); 0 if none.
 --   lifecycle_stage: prospect (never bought), new (first order within 30 days), active, at_risk, lapsed.
