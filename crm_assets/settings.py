@@ -18,6 +18,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
 | ``earliest_plausible_date`` | ``CRM_EARLIEST_DATE`` | ``1990-01-01`` (before: placeholders) |
 | ``currency_code``, ``currency_symbol`` | ``CRM_CURRENCY``, ``CRM_CURRENCY_SYMBOL`` | RUB, ₽ |
+| ``lifecycle`` | (``[tool.crm.lifecycle]``) | new 30, active 60, lapsed 180 days |
 | ``lock_wait_seconds`` | ``CRM_LOCK_WAIT_SECONDS`` | 120 (a step waits for an outside lock) |
 | ``alert_log`` | ``CRM_ALERT_LOG`` | ``<project>/logs/alerts.log`` |
 | ``alert_webhook`` | ``CRM_ALERT_WEBHOOK`` | none (alerts only in the log) |
@@ -72,6 +73,9 @@ class Settings:
     currency_code: str = "RUB"
     """The business's currency (ISO 4217): amounts in the data are in it (``currency_code()``)."""
     currency_symbol: str = "₽"
+    lifecycle: dict[str, int] = field(default_factory=dict)
+    """``new_days``, ``active_days``, ``lapsed_days`` (see ``DEFAULT_LIFECYCLE`` in
+    :mod:`crm_assets.functions.registry`); the defaults for any not given."""
     lock_wait_seconds: float = 120
     """How long a step waits for the warehouse while a process outside Dagster holds it."""
     alert_log: Path | None = None
@@ -158,6 +162,7 @@ def load_settings(**overrides) -> Settings:
             Path(alert_log) if Path(alert_log).is_absolute() else project_dir / alert_log),
         alert_webhook=pick("alert_webhook", "CRM_ALERT_WEBHOOK", None),
         lock_wait_seconds=float(pick("lock_wait_seconds", "CRM_LOCK_WAIT_SECONDS", 120)),
+        lifecycle={k: int(v) for k, v in tool.get("lifecycle", {}).items()},
         currency_code=pick("currency_code", "CRM_CURRENCY", "RUB"),
         currency_symbol=pick("currency_symbol", "CRM_CURRENCY_SYMBOL", "₽"),
         earliest_plausible_date=date.fromisoformat(str(pick(

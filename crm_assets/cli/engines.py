@@ -8,6 +8,7 @@ from pathlib import Path
 
 from crm_assets.catalog.definition import UnknownName, resolve_table
 from crm_assets.cli.run import as_of
+from crm_assets.functions.registry import configuration_values
 from crm_assets.project import load_project_catalog
 from crm_assets.settings import load_settings
 from crm_assets.tools.dialects import compile_definition, format_compiled
@@ -22,7 +23,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         table = resolve_table(args.name, catalog.by_table())
         compiled = compile_definition(catalog.by_table()[table], args.dialect,
                                       as_of=as_of(args, settings),
-                                      business_timezone=settings.business_timezone)
+                                      business_timezone=settings.business_timezone,
+                                      configuration=configuration_values(
+                                          settings.earliest_plausible_date,
+                                          (settings.currency_code, settings.currency_symbol),
+                                          settings.lifecycle))
     except (UnknownName, ValueError) as err:
         print(err, file=sys.stderr)
         return 1

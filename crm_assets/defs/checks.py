@@ -74,6 +74,7 @@ def run_data_tests(con: duckdb.DuckDBPyConnection, tests: list[DataTest], relati
         results.append(dg.AssetCheckResult(
             asset_key=t.spec.asset_key, check_name=t.spec.name, passed=failing == 0,
             severity=dg.AssetCheckSeverity.ERROR if t.test.blocking else dg.AssetCheckSeverity.WARN,
+            description=f"{failing} row(s) fail {t.test.kind} {t.test.args}" if failing else None,
             metadata={"failing_rows": failing,
                       "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```")}))
     return results

@@ -64,5 +64,6 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
                                            earliest_plausible_date=(
                                                settings.earliest_plausible_date.isoformat()),
                                            currency_code=settings.currency_code,
-                                           currency_symbol=settings.currency_symbol)},
+                                           currency_symbol=settings.currency_symbol,
+                                           lifecycle=settings.lifecycle)},
     )

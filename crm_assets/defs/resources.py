@@ -33,6 +33,8 @@ class Warehouse(DuckDBResource):
     """What ``earliest_plausible_date()`` returns (``[tool.crm] earliest_plausible_date``)."""
     currency_code: str = "RUB"
     currency_symbol: str = "₽"
+    lifecycle: dict[str, int] = {}
+    """Lifecycle thresholds in days (``[tool.crm.lifecycle]``); defaults for any not given."""
     lock_wait_seconds: float = 120
     """How long a step waits for a lock held outside Dagster before it fails."""
 
@@ -54,7 +56,7 @@ class Warehouse(DuckDBResource):
         try:
             prepare_connection(con, self.business_timezone,
                                date.fromisoformat(self.earliest_plausible_date),
-                               (self.currency_code, self.currency_symbol))
+                               (self.currency_code, self.currency_symbol), self.lifecycle)
             ensure_framework_tables(con)
             yield con
         finally:

@@ -62,7 +62,9 @@ def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             e = event.asset_check_evaluation_data
             if not e.passed:
-                out.append(f"{e.asset_key.to_user_string()} {e.check_name}: {e.description}")
+                warn = " (warning)" if e.severity == dg.AssetCheckSeverity.WARN else ""
+                out.append(f"{e.asset_key.to_user_string()} {e.check_name}{warn}: "
+                           f"{e.description or 'failed'}")
     return out
 
 

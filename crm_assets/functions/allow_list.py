@@ -14,7 +14,8 @@ from crm_assets.functions.macros import SQL_MACROS
 
 RUN_MACROS: frozenset[str] = frozenset({"as_of_date", "as_of_end", "business_timezone",
                                        "earliest_plausible_date", "currency_code",
-                                       "currency_symbol"})
+                                       "currency_symbol", "lifecycle_new_days",
+                                       "lifecycle_active_days", "lifecycle_lapsed_days"})
 """Project functions that are constants of a run or of the project's configuration (the as-of
 date, the business time zone, the earliest plausible date of an event)."""
 

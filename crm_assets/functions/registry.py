@@ -63,6 +63,30 @@ def set_currency(con: duckdb.DuckDBPyConnection, code: str, symbol: str) -> None
     con.execute(f"CREATE OR REPLACE TEMP MACRO currency_symbol() AS {literal(symbol)}")
 
 
+DEFAULT_LIFECYCLE: dict[str, int] = {"new_days": 30, "active_days": 60, "lapsed_days": 180}
+"""The lifecycle thresholds (``[tool.crm.lifecycle]``): new while the first order is younger than
+``new_days``; lapsed once nothing was bought for more than ``lapsed_days``; active while the last
+order is within ``active_days`` (or three of the person's usual gaps); at risk in between."""
+
+
+def set_lifecycle(con: duckdb.DuckDBPyConnection, thresholds: dict[str, int]) -> None:
+    """Make ``lifecycle_new_days()``, ``lifecycle_active_days()`` and ``lifecycle_lapsed_days()``
+    return the configured thresholds (the defaults for any not given)."""
+    values = {**DEFAULT_LIFECYCLE, **thresholds}
+    for key, days in values.items():
+        con.execute(f"CREATE OR REPLACE TEMP MACRO lifecycle_{key}() AS {int(days)}")
+
+
+def configuration_values(earliest_plausible: date = DEFAULT_EARLIEST_PLAUSIBLE,
+                         currency: tuple[str, str] = ("RUB", "₽"),
+                         lifecycle: dict[str, int] | None = None) -> dict[str, object]:
+    """What each configuration macro returns (for engines that bind them as literals)."""
+    return {"earliest_plausible_date": earliest_plausible, "currency_code": currency[0],
+            "currency_symbol": currency[1],
+            **{f"lifecycle_{k}": int(v) for k, v in {**DEFAULT_LIFECYCLE,
+                                                      **(lifecycle or {})}.items()}}
+
+
 def set_business_timezone(con: duckdb.DuckDBPyConnection, zone: str) -> None:
     """Make ``business_timezone()`` return ``zone`` (an IANA name) on this connection."""
     if not zone.replace("/", "").replace("_", "").replace("-", "").isalnum():
@@ -95,4 +119,6 @@ def register_functions(con: duckdb.DuckDBPyConnection, as_of: date | None = None
     set_as_of_date(con, as_of or date(1970, 1, 1))
     set_business_timezone(con, zone)
     set_earliest_plausible_date(con, DEFAULT_EARLIEST_PLAUSIBLE)
-    set_currency(con, "RUB", "₽")
+    defaults = configuration_values()
+    set_currency(con, str(defaults["currency_code"]), str(defaults["currency_symbol"]))
+    set_lifecycle(con, DEFAULT_LIFECYCLE)

@@ -29,6 +29,7 @@ from sqlglot.errors import ErrorLevel
 from crm_assets.catalog import Catalog, Definition
 from crm_assets.catalog.definition import DIALECT
 from crm_assets.functions.allow_list import PROJECT_FUNCTIONS, RUN_MACROS
+from crm_assets.functions.registry import configuration_values
 from crm_assets.layers import SCHEMAS
 from crm_assets.quoting import identifier
 
@@ -71,12 +72,16 @@ def as_of_end_instant(as_of: date, business_timezone: str) -> datetime:
     return end.astimezone(UTC)
 
 
-def bind_macros(expression: exp.Expression, as_of: date, business_timezone: str
+def bind_macros(expression: exp.Expression, as_of: date, business_timezone: str,
+                configuration: Mapping[str, object] | None = None
                 ) -> tuple[exp.Expression, dict[str, str]]:
-    """A copy of ``expression`` with the date macros replaced by typed literals, and the bindings.
+    """A copy of ``expression`` with the run's and the project's macros replaced by typed
+    literals, and the bindings.
 
     ``as_of_end()`` becomes an instant written in UTC with its offset, so a target that has no
-    zoned timestamp type (Spark, BigQuery) still reads the same instant.
+    zoned timestamp type (Spark, BigQuery) still reads the same instant. ``configuration``: what
+    the configuration macros return (default: the defaults, see
+    :func:`~crm_assets.functions.registry.configuration_values`).
     """
     end = as_of_end_instant(as_of, business_timezone).strftime("%Y-%m-%d %H:%M:%S+00:00")
     values = {
@@ -86,6 +91,14 @@ def bind_macros(expression: exp.Expression, as_of: date, business_timezone: str
     }
     shown = {"as_of_date": as_of.isoformat(), "as_of_end": end,
              "business_timezone": business_timezone}
+    for name, value in (configuration or configuration_values()).items():
+        if isinstance(value, date):
+            values[name] = exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
+        elif isinstance(value, int):
+            values[name] = exp.Literal.number(value)
+        else:
+            values[name] = exp.Literal.string(str(value))
+        shown[name] = str(value)
     used: dict[str, str] = {}
 
     def replace(node: exp.Expression) -> exp.Expression:
@@ -114,7 +127,8 @@ def _function_names(expression: exp.Expression) -> set[str]:
 
 
 def compile_definition(d: Definition, dialect: str, *, as_of: date, business_timezone: str,
-                       tables: Mapping[str, str] | None = None) -> Compiled:
+                       tables: Mapping[str, str] | None = None,
+                       configuration: Mapping[str, object] | None = None) -> Compiled:
     """``d`` transpiled from DuckDB to ``dialect`` (one of :data:`TARGETS`), with a diagnosis.
 
     ``tables`` renames the tables it reads (``{"core.orders": "core__orders"}``), e.g. to the
@@ -127,7 +141,7 @@ def compile_definition(d: Definition, dialect: str, *, as_of: date, business_tim
         raise ValueError(f"unknown dialect {dialect!r}; expected one of {', '.join(TARGETS)}")
     if d.ast is None:
         raise ValueError(f"{d.display_path} did not parse; run `crm validate`")
-    bound, bindings = bind_macros(d.ast, as_of, business_timezone)
+    bound, bindings = bind_macros(d.ast, as_of, business_timezone, configuration)
     if tables:
         bound = bound.transform(lambda node: _renamed(node, tables))
     generator = Dialect.get_or_raise(dialect).generator(

@@ -23,13 +23,15 @@ from crm_assets.functions.registry import (
     set_business_timezone,
     set_currency,
     set_earliest_plausible_date,
+    set_lifecycle,
 )
 from crm_assets.warehouse.tables import ensure_framework_tables
 
 
 def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | None = None,
                        earliest_plausible: date | None = None,
-                       currency: tuple[str, str] | None = None) -> duckdb.DuckDBPyConnection:
+                       currency: tuple[str, str] | None = None,
+                       lifecycle: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:
     """Apply the project's session settings and the run's constants (``as_of_date()``,
     ``business_timezone()``, ``earliest_plausible_date()``) on ``con``.
 
@@ -45,6 +47,8 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | 
         set_earliest_plausible_date(con, earliest_plausible)
     if currency:
         set_currency(con, *currency)
+    if lifecycle:
+        set_lifecycle(con, lifecycle)
     return con
 
 

@@ -13,7 +13,10 @@
 --   revenue_365d: Their total amount, in the business's currency (currency_code()).
 --   rfm_recency: 1 (longest ago) to 5 (most recent), quintile by percent rank among buyers of
 --     the last 365 days (ties share a score); 0 if none.
---   lifecycle_stage: prospect (never bought), new (first order within 30 days), active, at_risk, lapsed.
+--   lifecycle_stage: >
+--     prospect (never bought), new (first order within 30 days), lapsed (nothing bought for more
+--     than 180 days), active (last order within 60 days, or three of the person's usual gaps),
+--     at_risk (in between). Thresholds: [tool.crm.lifecycle].
 --   churn_risk: 0 (next order not yet due) to 1 (4x overdue against the person's usual gap between
 --     orders, 30 days if unknown); null for prospects.
 --   preferred_channel: in_store, app, web or delivery, by number of orders.
@@ -169,9 +172,10 @@ select
     case
         when orders_total = 0 then 'prospect'
         when date_diff('day', cast(timezone(business_timezone(), first_order_at) as date),
-                       as_of_date()) < 30 then 'new'
-        when recency_days <= greatest(60, 3 * coalesce(avg_days_between_orders, 20)) then 'active'
-        when recency_days <= 180 then 'at_risk'
-        else 'lapsed'
+                       as_of_date()) < lifecycle_new_days() then 'new'
+        when recency_days > lifecycle_lapsed_days() then 'lapsed'
+        when recency_days <= greatest(lifecycle_active_days(),
+                                      3 * coalesce(avg_days_between_orders, 20)) then 'active'
+        else 'at_risk'
     end as lifecycle_stage
 from scored
