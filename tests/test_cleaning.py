@@ -400,3 +400,24 @@ def test_city_prefix_and_unknown_cities(con) -> None:
         "Гатчина": "Гатчина",
     }
     assert select(con, "crm_city(v)", list(cases)) == list(cases.values())
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ("name@mail.ru.", "name@mail.ru"),  # a trailing dot
+    ("u507atgmail.com", "u507@gmail.com"),  # "at" typed for "@", before a known domain
+    ("Kate.Ivanova(at)yandex.ru", "kate.ivanova@yandex.ru"),
+    ("ivan [at] bk.ru", "ivan@bk.ru"),
+    ("ivan собака mail.ru", "ivan@mail.ru"),
+    ("kateatmail.ru", "kate@mail.ru"),
+])
+def test_an_evidently_meant_mailbox_keeps_its_matching_key_never_its_address(con, raw, key):
+    email, got_key, issue = select(
+        con, "(crm_email(v), crm_email_key(v), crm_email_issue(v))", [raw])[0]
+    assert (email, got_key) == (None, key)  # never sent to: the address stays unusable
+    assert issue.startswith("invalid email: ") and issue.endswith(f" (matched as {key})")
+
+
+@pytest.mark.parametrize("raw", ["nameathome.com", "atmail.ru", "ivan petrov at mail.ru",
+                                 "ivan.petrov.at.gmail.com", "kate"])
+def test_no_guess_without_a_known_domain_or_a_plain_local_part(con, raw):
+    assert select(con, "crm_email_key(v)", [raw]) == [None]

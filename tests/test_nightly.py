@@ -95,7 +95,8 @@ def test_a_merge_and_a_superseded_record(nights):
     assert project.scalar("SELECT count(*) FROM core.customers WHERE customer_id = 5") == 0
     assert project.query("SELECT _row_number, reason FROM staging.rejects WHERE table_name = "
                          "'customers' AND reason LIKE 'superseded%'") == [
-        (2, "superseded: source_customer_id C2 again in customers_2025-03-14.csv row 2")]
+        (2, "superseded: source_customer_id C2 again in customers_2025-03-14.csv row 2 with "
+            "other values")]
     assert project.query("SELECT email_opt_in FROM staging.customers "
                          "WHERE source_customer_id = 'C2'") == [(True,)]
 

@@ -21,6 +21,7 @@ from datetime import date
 
 import dagster as dg
 import duckdb
+from conftest import TINY as FIXTURES_TINY
 from conftest import check_results, materialized
 
 D = date.fromisoformat
@@ -383,3 +384,21 @@ def test_a_cli_run_is_a_run_of_its_job_where_the_ui_looks(built, tmp_path, monke
     # and the build the fixture ran through Python is one of build_all's
     assert project.instance.get_runs(filters=dg.RunsFilter(
         job_name="build_all", tags={REPOSITORY_LABEL_TAG: label}))
+
+
+def test_an_email_written_with_at_for_the_sign_still_finds_its_person(built, tmp_path):
+    project = built.copy(tmp_path)
+    header = (FIXTURES_TINY / "customers.csv").read_text(encoding="utf-8").splitlines()[0]
+    (project.input_dir / "customers_2025-03-13.csv").write_text(
+        header + "\nC10,Иван,Петров,ivan at yandex.ru,,М,1990-03-15,Москва,S1,"
+        "2025-03-13 10:00:00,,,,2025-03-13 10:00:00\n", encoding="utf-8")
+    assert project.nightly(D("2025-03-13")).success
+    ids = dict(project.query("SELECT source_customer_id, customer_id FROM core.customer_identity"))
+    assert ids["C10"] == ids["C1"] == 1  # C1 wrote ivan@yandex.ru
+    assert project.query("SELECT email, email_key, value_issues FROM staging.customers "
+                         "WHERE source_customer_id = 'C10'") == [
+        (None, "ivan@yandex.ru", "invalid email: An email address must have an @-sign. "
+                                 "(matched as ivan@yandex.ru) (ivan at yandex.ru)")]
+    # the golden record keeps the valid address, never the guessed one
+    assert project.scalar("SELECT email FROM core.customers WHERE customer_id = 1") == \
+        "ivan@yandex.ru"

@@ -26,7 +26,8 @@ from crm_assets.ingest.loader import load_all_sources, load_source_file
 from crm_assets.project import load_project_catalog
 from crm_assets.settings import load_settings
 from crm_assets.warehouse.accounting import account_rows
-from crm_assets.warehouse.models import materialize_model, stage_all
+from crm_assets.warehouse.models import stage_all
+from crm_assets.warehouse.staging import materialize_staging
 
 STAGING = FIXTURES / "staging"
 TABLES = ("stores", "products", "customers", "orders", "order_items", "interactions", "sessions")
@@ -79,27 +80,34 @@ def test_of_several_versions_of_a_key_the_latest_valid_one_wins(tmp_path):
     june.write_text(header + "S1,Старая,Москва,Europe/Moscow,\n"
                              "S2,Верная,Москва,Europe/Moscow,\n"
                              "S3,Первая строка,Москва,Europe/Moscow,\n"
-                             "S3,Вторая строка,Москва,Europe/Moscow,\n", encoding="utf-8")
+                             "S3,Вторая строка,Москва,Europe/Moscow,\n"
+                             "S5,Та же,Москва,Europe/Moscow,\n", encoding="utf-8")
     july = tmp_path / "stores_july.csv"
     july.write_text(header + "S1,Новая,Новосибирск,Asia/Novosibirsk,\n"
-                             "S2,Сломанная,Москва,MSK,\n", encoding="utf-8")
+                             "S2,Сломанная,Москва,MSK,\n"
+                             "S5,Та же,Москва,Europe/Moscow,\n", encoding="utf-8")
     stores = load_project_catalog(load_settings(project_dir=PROJECT_DIR)).by_table()[
         "staging.stores"]
     warehouse = tmp_path / "crm.duckdb"
     with Warehouse(database=str(warehouse)).connect() as con:
         load_source_file(con, SOURCES["stores"], june, loaded_at=datetime(2026, 6, 1, tzinfo=UTC))
         load_source_file(con, SOURCES["stores"], july, loaded_at=datetime(2026, 7, 1, tzinfo=UTC))
-        materialize_model(con, stores, run_id="test")
+        staged = materialize_staging(con, stores, run_id="test")
+    assert (staged.rows, staged.rejected, staged.conflicting) == (4, 4, 2)  # S1, S3 conflict
     assert query(warehouse, "SELECT store_id, store_name, timezone FROM staging.stores "
                             "ORDER BY 1") == [
         ("S1", "Новая", "Asia/Novosibirsk"),  # the later load wins
         ("S2", "Верная", "Europe/Moscow"),  # a valid older version beats an invalid newer one
         ("S3", "Вторая строка", "Europe/Moscow"),  # in one file, the last row wins
+        ("S5", "Та же", "Europe/Moscow"),
     ]
     assert query(warehouse, "SELECT _source_file, _row_number, reason FROM staging.rejects "
                             "ORDER BY 1, 2") == [
-        ("stores.csv", 1, "superseded: store_id S1 again in stores_july.csv row 1"),
-        ("stores.csv", 3, "superseded: store_id S3 again in stores.csv row 4"),
+        # a version with other values says so (a conflict to look at, for facts); a repeat not
+        ("stores.csv", 1, "superseded: store_id S1 again in stores_july.csv row 1 with other "
+                          "values"),
+        ("stores.csv", 3, "superseded: store_id S3 again in stores.csv row 4 with other values"),
+        ("stores.csv", 5, "superseded: store_id S5 again in stores_july.csv row 3"),
         ("stores_july.csv", 2, "unknown time zone: MSK"),
     ]
 
@@ -188,7 +196,7 @@ def test_rejects_carry_reason_file_row_and_raw_row(staged):
     assert query(staged, "SELECT table_name, _source_file, _row_number, reason "
                          "FROM staging.rejects ORDER BY table_name, _row_number") == [
         ("customers", "customers.csv", 1,
-         "superseded: source_customer_id C1 again in customers.csv row 7"),
+         "superseded: source_customer_id C1 again in customers.csv row 7 with other values"),
         ("customers", "customers.csv", 4, "missing customer_id"),
         ("customers", "customers.csv", 6,
          "malformed record: record 6: expected 14 fields, found 4: "
@@ -198,7 +206,8 @@ def test_rejects_carry_reason_file_row_and_raw_row(staged):
         ("interactions", "interactions.csv", 5, "unknown interaction_type: bounced"),
         ("interactions", "interactions.csv", 6, "missing occurred_at"),
         ("order_items", "order_items.csv", 1,
-         "superseded: order_id O1, line_number 1 again in order_items.csv row 8"),
+         "superseded: order_id O1, line_number 1 again in order_items.csv row 8 with other "
+         "values"),
         ("order_items", "order_items.csv", 3, "unknown product: P99"),
         ("order_items", "order_items.csv", 4, "quantity must be a positive integer: 0"),
         ("order_items", "order_items.csv", 5, "missing or unparseable line_number: x"),
@@ -219,7 +228,7 @@ def test_rejects_carry_reason_file_row_and_raw_row(staged):
          "O11,C1,S1,2025-03-13 09:00:00,app,\"completed; "
          "the file ends inside a quoted field (unterminated quote; truncated file?)"),
         ("products", "products.csv", 1,
-         "superseded: product_id P1 again in products.csv row 5"),
+         "superseded: product_id P1 again in products.csv row 5 with other values"),
         ("products", "products.csv", 4, "missing category"),
         ("sessions", "sessions.csv", 3, "unknown customer: C9"),
         ("sessions", "sessions.csv", 4, "unparseable started_at: yesterday"),

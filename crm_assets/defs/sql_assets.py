@@ -162,7 +162,7 @@ def _model_asset(a: _Asset, python_checks: list, common: dict) -> dg.AssetsDefin
                 rows, how = staged.rows, {
                     "judged_rows": staged.judged, "new_files": staged.new_files,
                     "written_keys": staged.written, "rejected_rows": staged.rejected,
-                    "full": staged.full}
+                    "conflicting_versions": staged.conflicting, "full": staged.full}
                 written = None if staged.full else f"_batch = {staged.batch}"
             elif d.incremental is not None:
                 merged = materialize_incremental(con, d, context.run.run_id,

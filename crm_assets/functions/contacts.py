@@ -58,6 +58,19 @@ PLACEHOLDER_EMAIL_DOMAINS: frozenset[str] = frozenset({"example.com", "example.o
 GMAIL_DOMAINS: frozenset[str] = frozenset({"gmail.com", "googlemail.com"})
 """Domains where Google ignores dots in the local part; the identity key folds them to gmail.com."""
 
+KNOWN_EMAIL_DOMAINS: frozenset[str] = frozenset({
+    "gmail.com", "googlemail.com", "mail.ru", "bk.ru", "inbox.ru", "list.ru", "internet.ru",
+    "yandex.ru", "ya.ru", "yandex.com", "rambler.ru", "outlook.com", "hotmail.com", "live.com",
+    "icloud.com", "me.com", "yahoo.com", "proton.me", "protonmail.com",
+})
+"""Mailbox providers most of a Russian CRM's addresses are at: an address written with ``at``
+for ``@`` is repaired for matching only when what follows is one of these (so ``kate`` stays
+``kate``, and ``u507atgmail.com`` gives the key ``u507@gmail.com``)."""
+
+AT_TYPED: tuple[str, ...] = ("(at)", "[at]", "собака", "at")
+"""What people type for ``@`` (``name(at)mail.ru``, ``name [at] mail.ru``, ``name собака mail.ru``,
+``name at mail.ru``, ``nameatmail.ru``): repaired for matching before a known domain only."""
+
 PLACEHOLDER_PHONE_NATIONAL_NUMBERS: frozenset[str] = frozenset(
     {"0000000000", "1234567890", "0123456789", "9876543210", "1111111111", "9999999999"}
 )
@@ -93,7 +106,8 @@ PYTHON_FUNCTIONS: tuple[str, ...] = (
 
 
 class EmailResult(NamedTuple):
-    """Outcome of cleaning one email: exactly one of ``email`` and ``issue`` is set."""
+    """Outcome of cleaning one email: exactly one of ``email`` and ``issue`` is set; ``key``
+    with ``email``, or with an ``issue`` when the address evidently means one mailbox."""
 
     email: str | None
     key: str | None
@@ -123,13 +137,43 @@ def _is_placeholder_email(local: str, domain: str, email: str) -> bool:
     )
 
 
+def _repaired_for_matching(value: str) -> str | None:
+    """An invalid address as the mailbox it evidently means, for the matching key only: a
+    trailing dot dropped (``name@mail.ru.``), ``at`` typed for ``@`` before a known domain."""
+    stripped = value.rstrip(".")
+    if stripped != value and "@" in stripped:
+        return stripped
+    if "@" in stripped:
+        return None
+    for domain in sorted(KNOWN_EMAIL_DOMAINS, key=len, reverse=True):
+        if not stripped.endswith(domain):
+            continue
+        head = stripped[: -len(domain)].rstrip()
+        for typed in AT_TYPED:
+            local = head[: -len(typed)].rstrip() if head.endswith(typed) else ""
+            if local and not any(c.isspace() for c in local):
+                return f"{local}@{domain}"
+    return None
+
+
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse_email(value: str) -> EmailResult:
-    """Validate one trimmed, lower-cased, non-empty value (the cached unit of work)."""
+    """Validate one trimmed, lower-cased, non-empty value (the cached unit of work).
+
+    An invalid value stays unusable (no e-mail is ever sent to a guessed address), but when it
+    evidently means one mailbox (:func:`_repaired_for_matching`) it keeps that mailbox's key, so
+    the person still matches their other records.
+    """
     try:
         info = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        return EmailResult(None, None, f"invalid email: {exc}")
+        issue = f"invalid email: {exc}"
+        repaired = _repaired_for_matching(value)
+        if repaired is not None:
+            meant = _parse_email(repaired)
+            if meant.key is not None:
+                return EmailResult(None, meant.key, f"{issue} (matched as {meant.email})")
+        return EmailResult(None, None, issue)
     email = info.normalized
     local, domain = email.rsplit("@", 1)
     if _is_placeholder_email(local, domain, email):

@@ -79,6 +79,8 @@ class StagingResult:
     """Whether every raw row was judged (first build, full refresh, or a changed definition)."""
     batch: int
     """The batch the run wrote its rows with."""
+    conflicting: int = 0
+    """Rejected versions superseded by a version of the same key with other values."""
 
 
 def grain_key_sql(d: Definition, alias: str = "") -> str:
@@ -97,21 +99,34 @@ def reference_keys_sql(d: Definition, alias: str = "") -> str:
     return f"list_filter([{', '.join(parts)}]::VARCHAR[], lambda k: k IS NOT NULL)"
 
 
+CONFLICT = " with other values"
+"""What the reason of a superseded version says when its values differ from the version kept (the
+same order_id with 999.99 and 1.00), not merely repeat it."""
+
+
 def ranking_query(d: Definition, judged: str) -> str:
     """``judged`` (rows of the file's query) with one ``_reject_reason`` each (NULL: kept).
 
     Per key: rows without a problem first, then the latest load, then the last row of a file,
-    then the file name. Every other version is ``superseded``, naming the file and row kept.
+    then the file name. Every other version is ``superseded``, naming the file and row kept, and
+    saying :data:`CONFLICT` when any of its values (the key and lineage apart) differs.
     """
     key = " || ', ' || ".join(f"{literal(k + ' ')} || CAST({identifier(k)} AS VARCHAR)"
                               for k in d.grain)
-    return f"""SELECT * EXCLUDE (_problem, _version_rank, _latest_version),
+    values = ", ".join(identifier(n) for n, _ in d.published_schema
+                       if not n.startswith("_") and n not in d.grain)
+    same = f"hash({values})" if values else "0"
+    return f"""SELECT * EXCLUDE (_problem, _version_rank, _latest_version, _values, _latest_values),
        coalesce(_problem, CASE WHEN _version_rank > 1
-           THEN 'superseded: ' || {key} || ' again in ' || _latest_version END) AS _reject_reason
+           THEN 'superseded: ' || {key} || ' again in ' || _latest_version
+                || CASE WHEN _values IS DISTINCT FROM _latest_values
+                        THEN {literal(CONFLICT)} ELSE '' END END) AS _reject_reason
 FROM (
     SELECT *,
         row_number() OVER latest AS _version_rank,
-        first_value(_source_file || ' row ' || _row_number) OVER latest AS _latest_version
+        first_value(_source_file || ' row ' || _row_number) OVER latest AS _latest_version,
+        {same} AS _values,
+        first_value({same}) OVER latest AS _latest_values
     FROM {judged}
     WINDOW latest AS (
         PARTITION BY {", ".join(identifier(k) for k in d.grain)}
@@ -141,8 +156,8 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
         # nothing new to judge, and nothing judged before can be judged otherwise now
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM {raw} "
                     "LIMIT 0")
-        rows, rejected = _counts(con, d)
-        return StagingResult(rows, 0, 0, 0, rejected, False, batch)
+        rows, rejected, conflicting = _counts(con, d)
+        return StagingResult(rows, 0, 0, 0, rejected, False, batch, conflicting)
     if full:  # every raw row, read where it is
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_judged AS {d.body}\n")
         judged = int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
@@ -165,16 +180,21 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM _crm_judged")
     for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_ranked", "_crm_same"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
-    rows, rejected = _counts(con, d)
-    return StagingResult(rows, judged, len(new_files), written, rejected, full, batch)
+    rows, rejected, conflicting = _counts(con, d)
+    return StagingResult(rows, judged, len(new_files), written, rejected, full, batch,
+                         conflicting)
 
 
-def _counts(con: duckdb.DuckDBPyConnection, d: Definition) -> tuple[int, int]:
-    """Rows of the table, and its rejected rows."""
-    rows, rejected = con.execute(
+def _counts(con: duckdb.DuckDBPyConnection, d: Definition) -> tuple[int, int, int]:
+    """Rows of the table, its rejected rows, and of those the versions superseded by a version
+    with other values."""
+    rows, rejected, conflicting = con.execute(
         f"SELECT (SELECT count(*) FROM {d.table}), "
-        f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = ?)", [d.name]).fetchone()
-    return int(rows), int(rejected)
+        f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = $t), "
+        f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = $t "
+        f"AND reason LIKE 'superseded:%' AND suffix(reason, {literal(CONFLICT)}))",
+        {"t": d.name}).fetchone()
+    return int(rows), int(rejected), int(conflicting)
 
 
 def _new_files(con: duckdb.DuckDBPyConnection, d: Definition, full: bool) -> list[str]:
