@@ -193,6 +193,36 @@ def test_household_phone_keeps_two_people(con):
     assert groups(con) == {frozenset({"H1"}), frozenset({"H2"}), frozenset({"H3"})}
 
 
+def test_a_person_never_holds_two_birth_dates_through_a_chain(con):
+    """Father and son of one name share the household phone; a third record of that name has no
+    birth date and links to both. The chain would make one person of father and son: the
+    union that would join two birth dates is refused, the stronger (earlier) evidence kept."""
+    insert(
+        con,
+        ",".join(
+            [
+                record("F", "Иван", "Петров", "иван петров", phone="+79160000020",
+                       gender="male", birth="1960-05-05"),
+                record("N", "Иван", "Петров", "иван петров", phone="+79160000020",
+                       email="ivan.petrov@mail.ru", gender="male"),
+                record("S", "Иван", "Петров", "иван петров", phone="+79160000020",
+                       email="ivan.petrov@mail.ru", gender="male", birth="1990-01-01"),
+            ]
+        ),
+    )
+    resolve_identity(con, now=RUN_1)
+    # N-S share the e-mail and the phone (email+name, the strongest rule), N-F only the phone
+    assert groups(con) == {frozenset({"N", "S"}), frozenset({"F"})}
+    rules = dict(con.execute(
+        "select source_customer_id, match_rule from core.customer_identity").fetchall())
+    assert rules == {"N": "email+name", "S": "email+name", "F": "no_match"}
+
+    # a later run with nothing new keeps them apart, and so does a full resolution
+    resolve_identity(con, now=RUN_1)
+    resolve_identity(con, now=RUN_1, full=True)
+    assert groups(con) == {frozenset({"N", "S"}), frozenset({"F"})}
+
+
 def test_company_email_links_nobody(con):
     names = [
         ("Анна", "Кузнецова"),

@@ -50,6 +50,9 @@ formats (E.164), or a missing email or phone (linked through the other contact) 
 Persons are the connected components of confirmed edges plus "already share an id" edges, found in
 DuckDB by label propagation (each record takes the smallest label among its neighbours, repeated
 until nothing changes; the number of rounds is bounded by the graph's diameter, not by its size).
+A person never holds two different known birth dates: the rare component that would (a chain
+through a record without one) is built again strongest evidence first, refusing the union that
+would join them (:func:`_veto_birth_date_conflicts`).
 """
 
 from __future__ import annotations
@@ -154,9 +157,86 @@ def _components(con: duckdb.DuckDBPyConnection) -> int:
         iterations += 1
         (changed,) = con.execute(sql.PROPAGATE_SQL).fetchone()
         if not changed:
-            return iterations
+            break
         if iterations >= sql.MAX_ITERATIONS:
             raise RuntimeError(f"label propagation did not converge in {iterations} rounds")
+    _veto_birth_date_conflicts(con)
+    return iterations
+
+
+def _veto_birth_date_conflicts(con: duckdb.DuckDBPyConnection) -> int:
+    """Split the persons that would hold two different known birth dates; persons split.
+
+    A pair is never confirmed across two known birth dates, but a chain can be: namesakes sharing
+    a household phone, one of them without a birth date, link a son to his father through it.
+    The few components holding two birth dates are built again from their edges, strongest rule
+    first (then in node order, so the same input always gives the same persons), refusing any
+    union that would join two birth dates. Records that already share an id stay together (an id
+    is never split). Edges refused are dropped from ``_identity_confirmed``, so ``match_rule``
+    names only evidence that was used. Python runs over those components' edges only.
+    """
+    conflicted = con.execute("""
+        select n.node, l.label, s.birth_date, n.source_customer_id
+        from _identity_labels as l
+        inner join _identity_nodes as n using (node)
+        left join staging.customers as s using (source_customer_id)
+        where l.label in (
+            select l2.label from _identity_labels as l2
+            inner join _identity_nodes as n2 using (node)
+            inner join staging.customers as s2 using (source_customer_id)
+            group by l2.label having count(distinct s2.birth_date) > 1)""").fetchall()
+    if not conflicted:
+        return 0
+    births = {node: birth for node, _, birth, _ in conflicted}
+    source_of = {node: src for node, _, _, src in conflicted}
+    priority = {rule: i for i, rule in enumerate(sql.RULE_PRIORITY)}
+    edges = con.execute("""
+        select na.node, nb.node, c.rule
+        from _identity_confirmed as c
+        inner join _identity_nodes as na on na.source_customer_id = c.a
+        inner join _identity_nodes as nb on nb.source_customer_id = c.b
+        where na.node in (select unnest($nodes)) and nb.node in (select unnest($nodes))""",
+                        {"nodes": list(births)}).fetchall()
+    same_id = con.execute("""
+        select n.node, min(n.node) over (partition by ci.customer_id)
+        from core.customer_identity as ci
+        inner join _identity_nodes as n using (source_customer_id)
+        where n.node in (select unnest($nodes))""", {"nodes": list(births)}).fetchall()
+    parent = {node: node for node in births}
+    known = {node: {b} if b is not None else set() for node, b in births.items()}
+
+    def root(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    def union(a: int, b: int, forced: bool) -> bool:
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            return True
+        if not forced and len(known[ra] | known[rb]) > 1:
+            return False
+        low, high = min(ra, rb), max(ra, rb)
+        parent[high] = low
+        known[low] |= known.pop(high)
+        return True
+
+    for a, b in same_id:
+        union(a, b, forced=True)
+    refused = [(source_of[a], source_of[b]) for a, b, rule in
+               sorted(edges, key=lambda e: (priority[e[2]], min(e[0], e[1]), max(e[0], e[1])))
+               if not union(a, b, forced=False)]
+    groups = {node: root(node) for node in births}
+    con.execute("create or replace temp table _identity_relabel (node bigint, label bigint)")
+    con.executemany("insert into _identity_relabel values (?, ?)", list(groups.items()))
+    con.execute("update _identity_labels as l set label = r.label from _identity_relabel as r "
+                "where l.node = r.node")
+    if refused:
+        con.executemany("delete from _identity_confirmed where a = ? and b = ?",
+                        [(min(a, b), max(a, b)) for a, b in refused])
+    con.execute("drop table _identity_relabel")
+    return len(set(groups.values())) - len({label for _, label, _, _ in conflicted})
 
 
 def _assign(con: duckdb.DuckDBPyConnection, stamp: datetime, batch: int) -> dict[str, int]:
