@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 from datetime import date
 
+import duckdb
 from conftest import FIXTURES, PROJECT_DIR, make_project
 
 AS_OF = date(1998, 6, 30)
@@ -104,3 +105,17 @@ def test_lifecycle_descriptions_quote_the_configured_thresholds():
     assert (f"new (first order within {configured['new_days']} days), lapsed (nothing bought "
             f"for more\n--     than {configured['lapsed_days']} days), active (last order "
             f"within {configured['active_days']} days") in features
+
+
+def test_interval_arithmetic_counts_business_days_across_daylight_saving(tmp_path):
+    """Berlin moves its clocks on 2025-03-30: from 1 March 10:00 to 30 May 10:00 local is 90
+    calendar days but 89 days 23 hours of elapsed time. A definition means the former."""
+    project = make_project(tmp_path, FIXTURES / "byo_1990s", business_timezone="Europe/Berlin")
+    a, b = "TIMESTAMPTZ '2025-03-01 10:00:00+01'", "TIMESTAMPTZ '2025-05-30 10:00:00+02'"
+    question = (f"SELECT {b} - {a} >= INTERVAL 90 DAY, {a} + INTERVAL 90 DAY = {b}, "
+                f"CAST(TIMESTAMPTZ '2025-05-29 23:30:00+00' AS DATE)")
+    with project.definitions().resources["warehouse"].connect() as con:
+        assert con.execute(question).fetchone() == (True, True, date(2025, 5, 30))
+    with duckdb.connect() as utc:  # what a session in UTC would have said
+        utc.execute("SET TimeZone = 'UTC'")
+        assert utc.execute(question).fetchone() == (False, False, date(2025, 5, 29))

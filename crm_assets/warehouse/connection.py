@@ -1,9 +1,10 @@
 """Opening the DuckDB warehouse the same way everywhere.
 
 Every connection the project opens goes through :func:`prepare_connection`, so that an unknown table
-name can never resolve to a Python variable (``python_enable_replacements``), comparisons of zoned
-timestamps never depend on the caller's machine (``TimeZone``), and the project's SQL functions
-exist.
+name can never resolve to a Python variable (``python_enable_replacements``), time never depends on
+the caller's machine (``TimeZone`` is the business time zone where one is given, so date casts and
+interval arithmetic on instants mean business days; UTC otherwise), and the project's SQL
+functions exist.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from crm_assets.functions.registry import (
     set_earliest_plausible_date,
     set_lifecycle,
 )
+from crm_assets.quoting import literal
 from crm_assets.warehouse.tables import ensure_framework_tables
 
 
@@ -43,6 +45,8 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | 
     register_functions(con, cleaning=False)
     if business_timezone:
         set_business_timezone(con, business_timezone)
+        # date casts, date_trunc and interval arithmetic on instants mean business days
+        con.execute(f"SET TimeZone = {literal(business_timezone)}")
     if earliest_plausible:
         set_earliest_plausible_date(con, earliest_plausible)
     if currency:
