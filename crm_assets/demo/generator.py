@@ -10,7 +10,8 @@ be scored against:
 
 - ``_truth/customers.csv`` (``customer_id, person_id, dirt``): which person each customer record
   belongs to and what was done to it (``clean`` or ``;``-separated labels such as
-  ``duplicate;email_case;phone_format``, ``invalid_email``, ``household_phone``...). The first
+  ``duplicate;email_case;phone_format``, ``email_typo``, ``invalid_email``,
+  ``household_phone``, ``namesake_household``...). The first
   record of a person (the earliest registered, so also the lowest ``customer_id``) is the original.
 - ``_truth/dirt.csv`` (``table_name, record_key, dirt``): every deliberately dirty record of the
   other tables; ``record_key`` is the table's key, ``order_id:line_number`` for ``order_items``.

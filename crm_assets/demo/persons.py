@@ -162,9 +162,10 @@ def _life_columns(run: Run) -> str:
 
 def _shared_contact_columns(r: KeyedRandom) -> str:
     """The contact a trap group shares: the household's phone (60% a landline), the company's
-    mailbox."""
+    mailbox; and 40% of namesake groups (the first always) live together: one mobile phone."""
     u, pick = r.u, r.pick
     return f"""{u("hg2", 0)} < 0.6 AS hh_landline,
+                trap = 4 AND (grp = 0 OR {u("hg2", 0)} < 0.4) AS namesakes_share_phone,
                 {pick("hg2", 1, 2)} AS landline_pick,
                 {pick("hg2", 2, len(MOBILE_CODES))} AS hh_mobile_code,
                 {pick("hg2", 3, len(COMPANY_MAILBOXES))} AS company_box"""

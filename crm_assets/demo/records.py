@@ -87,7 +87,8 @@ def _build_rendered_persons(run: Run) -> None:
         )
         SELECT pid, trap, n_extra, fn0, ln0, has_email, has_phone, has_yo, is_gmail, email0,
             ph_code, ph_num, phone_fmt0, placeholder_email, placeholder_kind, reg_day, reg_sec,
-            birth_date, female, city, home_store, email_opt, sms_opt, push_opt, invalid_kind
+            birth_date, female, city, home_store, email_opt, sms_opt, push_opt, invalid_kind,
+            namesakes_share_phone
         FROM p3
         """)
 
@@ -119,13 +120,16 @@ def _name_and_number_columns(run: Run) -> str:
                 {dom_pick}[email_dom_pick + 1] AS dom_idx,
                 ((pid * 7919 + {email_add}) % {email_mod})::VARCHAR AS email_num,
                 -- a phone: a 3-digit code and a 7-digit subscriber number, unique per person
-                -- (a household's number is unique per household)
+                -- (a household's number is unique per household, so is that of namesakes
+                -- living together)
                 CASE WHEN trap = 1 AND hh_landline
                      THEN {landline}[city + 1][landline_pick % len({landline}[city + 1]) + 1]
-                     WHEN trap = 1 THEN {mobile_codes}[hh_mobile_code + 1]
+                     WHEN trap = 1 OR namesakes_share_phone
+                        THEN {mobile_codes}[hh_mobile_code + 1]
                      ELSE {mobile_codes}[mobile_code + 1] END AS ph_code,
-                (CASE WHEN trap = 1 THEN {run.n} + grp ELSE pid END * 3021377 + {phone_add})
-                    % 10000000 AS ph_num,
+                (CASE WHEN trap = 1 THEN {run.n} + grp
+                      WHEN namesakes_share_phone THEN 2 * {run.n} + grp
+                      ELSE pid END * 3021377 + {phone_add}) % 10000000 AS ph_num,
                 {fmt_pick}[phone_fmt_pick + 1] AS phone_fmt0"""
 
 
@@ -181,7 +185,8 @@ def _ranked_records_ctes(r: KeyedRandom) -> str:
             SELECT *,
                 {r.stream("pid * 4 + rn", "r1")} AS hr1, {r.stream("pid * 4 + rn", "r2")} AS hr2,
                 {r.stream("pid * 4 + rn", "r3")} AS hr3, {r.stream("pid * 4 + rn", "r4")} AS hr4,
-                {r.stream("pid * 4 + rn", "r5")} AS hr5, {r.stream("pid * 4 + rn", "r6")} AS hr6
+                {r.stream("pid * 4 + rn", "r5")} AS hr5, {r.stream("pid * 4 + rn", "r6")} AS hr6,
+                {r.stream("pid * 4 + rn", "r7")} AS hr7
             FROM rec
         )"""
 
@@ -215,7 +220,10 @@ def _variation_ctes(r: KeyedRandom) -> str:
             -- a duplicate with no variation at all gets at least a reformatted contact
             SELECT *,
                 k_pf0 OR (rn > 0 AND has_phone AND NOT k_mp AND {no_variation}) AS k_pf,
-                k_ec0 OR (rn > 0 AND NOT has_phone AND {no_variation}) AS k_ec
+                k_ec0 OR (rn > 0 AND NOT has_phone AND {no_variation}) AS k_ec,
+                -- a mistyped e-mail (trailing dot, "at" for "@"); the phone still matches
+                rn > 0 AND has_email AND has_phone AND NOT k_me AND NOT k_mp AND NOT k_ec0
+                    AND NOT k_ed AND {u("hr7", 0)} < 0.12 AS k_et
             FROM kinds2
         )"""
 
@@ -292,13 +300,18 @@ def _typo(r: KeyedRandom, s: str) -> str:
 
 
 def _final_cte(r: KeyedRandom) -> str:
-    """``final``: a misspelt first name (30%) or surname, and a gmail address with its dots moved
-    (removed, or one added after the third character)."""
+    """``final``: a misspelt first name (30%) or surname, a gmail address with its dots moved
+    (removed, or one added after the third character), and a mistyped address (a trailing dot,
+    or ``at`` / ``(at)`` typed for ``@``)."""
+    u = r.u
     return f"""final AS (
             SELECT *,
                 CASE WHEN k_ns AND u_typo < 0.3 THEN {_typo(r, "fn1")} ELSE fn1 END AS fn2,
                 CASE WHEN k_ns AND u_typo >= 0.3 THEN {_typo(r, "ln1")} ELSE ln1 END AS ln2,
-                CASE WHEN k_ed THEN
+                CASE WHEN k_et AND {u("hr7", 1)} < 0.5 THEN email1 || '.'
+                     WHEN k_et AND {u("hr7", 1)} < 0.75 THEN replace(email1, '@', 'at')
+                     WHEN k_et THEN replace(email1, '@', '(at)')
+                     WHEN k_ed THEN
                         CASE WHEN contains(split_part(email1, '@', 1), '.')
                              THEN replace(split_part(email1, '@', 1), '.', '')
                              ELSE email1[1:3] || '.' || split_part(email1, '@', 1)[4:] END
@@ -362,6 +375,7 @@ def _dirt_labels() -> str:
                 CASE WHEN rn > 0 THEN 'duplicate' END,
                 CASE WHEN k_ec THEN 'email_case' END,
                 CASE WHEN k_ed THEN 'email_dots' END,
+                CASE WHEN k_et THEN 'email_typo' END,
                 CASE WHEN k_pf THEN 'phone_format' END,
                 CASE WHEN k_no THEN 'name_order' END,
                 CASE WHEN k_ns THEN 'name_spelling' END,
@@ -370,7 +384,8 @@ def _dirt_labels() -> str:
                 CASE WHEN k_mp THEN 'missing_phone' END,
                 CASE WHEN invalid_kind > 0 THEN 'invalid_email' END,
                 CASE WHEN bad_birth IS NOT NULL THEN 'impossible_birth_date' END,
-                {lst([None, *TRAP_KINDS])}[trap + 1]
+                {lst([None, *TRAP_KINDS])}[trap + 1],
+                CASE WHEN namesakes_share_phone THEN 'namesake_household' END
             )"""
 
 
