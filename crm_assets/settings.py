@@ -18,6 +18,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
 | ``earliest_plausible_date`` | ``CRM_EARLIEST_DATE`` | ``1990-01-01`` (before: placeholders) |
 | ``currency_code``, ``currency_symbol`` | ``CRM_CURRENCY``, ``CRM_CURRENCY_SYMBOL`` | RUB, ₽ |
+| ``plausible_days_after_load`` | ``CRM_PLAUSIBLE_DAYS_AFTER_LOAD`` | 1 |
 | ``lifecycle`` | (``[tool.crm.lifecycle]``) | new 30, active 60, lapsed 180 days |
 | ``lock_wait_seconds`` | ``CRM_LOCK_WAIT_SECONDS`` | 120 (a step waits for an outside lock) |
 | ``alert_log`` | ``CRM_ALERT_LOG`` | ``<project>/logs/alerts.log`` |
@@ -70,6 +71,8 @@ class Settings:
     earliest_plausible_date: date = date(1990, 1, 1)
     """Orders before it are rejected and registrations nulled as placeholders (1900-01-01, the
     1970 epoch); move it back for older data."""
+    plausible_days_after_load: int = 1
+    """A date more than this many days after its file was loaded is a typo (2099-12-31)."""
     currency_code: str = "RUB"
     """The business's currency (ISO 4217): amounts in the data are in it (``currency_code()``)."""
     currency_symbol: str = "₽"
@@ -163,6 +166,8 @@ def load_settings(**overrides) -> Settings:
         alert_webhook=pick("alert_webhook", "CRM_ALERT_WEBHOOK", None),
         lock_wait_seconds=float(pick("lock_wait_seconds", "CRM_LOCK_WAIT_SECONDS", 120)),
         lifecycle={k: int(v) for k, v in tool.get("lifecycle", {}).items()},
+        plausible_days_after_load=int(pick("plausible_days_after_load",
+                                           "CRM_PLAUSIBLE_DAYS_AFTER_LOAD", 1)),
         currency_code=pick("currency_code", "CRM_CURRENCY", "RUB"),
         currency_symbol=pick("currency_symbol", "CRM_CURRENCY_SYMBOL", "₽"),
         earliest_plausible_date=date.fromisoformat(str(pick(

@@ -23,6 +23,10 @@ def test_two_minimal_files_from_the_1990s_build_non_empty_segments_and_events(tm
     result = project.build(as_of=AS_OF, first_day=date(1998, 6, 1), last_day=AS_OF)
     assert result.success, result.error
     assert project.scalar("SELECT count(*) FROM staging.rejects") == 0
+    # the lifecycle stages partition the customers: one stage each, every customer
+    assert project.query("SELECT count(*), count(DISTINCT customer_id), count(lifecycle_stage) "
+                         "FROM core.customer_features") == [(4, 4, 4)]
+    assert project.scalar("SELECT count(*) FROM core.customers") == 4
     # no status column: every order is a completed purchase
     assert project.query("SELECT order_id, status, total_amount FROM core.orders ORDER BY 1") == [
         ("A1", "completed", 10), ("A2", "completed", 20), ("A3", "completed", 30),
@@ -79,10 +83,13 @@ def test_orders_before_the_earliest_plausible_date_are_rejected_until_it_moves(t
 
 def test_the_currency_is_the_business_s_not_the_code_s(tmp_path):
     project = make_project(tmp_path, FIXTURES / "byo_1990s", currency_code="USD",
-                           currency_symbol="$")
+                           currency_symbol="$", plausible_days_after_load=3)
     warehouse = project.definitions().resources["warehouse"]
     with warehouse.connect() as con:
         assert con.execute("SELECT currency_code(), currency_symbol()").fetchone() == ("USD", "$")
+        # and the latest plausible instant of a row: its load plus the configured days
+        assert con.execute("SELECT latest_plausible(TIMESTAMPTZ '2026-01-01 00:00:00+00') = "
+                           "TIMESTAMPTZ '2026-01-04 00:00:00+00'").fetchone() == (True,)
     # descriptions and column docs say "the business's currency", never a currency's name
     for path in project.sql_dir.rglob("*.sql"):
         assert not re.search(r"\b(roubles?|rubles?|dollars?)\b", path.read_text(), re.I), path

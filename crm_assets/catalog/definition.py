@@ -118,9 +118,11 @@ class Definition:
 
     @property
     def uses_plausible_dates(self) -> bool:
-        """Whether the query calls ``earliest_plausible_date()`` (a setting of the project)."""
+        """Whether the query calls ``earliest_plausible_date()`` or ``latest_plausible()``
+        (settings of the project)."""
         return self.ast is not None and any(
-            f.name.lower() == "earliest_plausible_date" for f in self.ast.find_all(exp.Anonymous))
+            f.name.lower() in ("earliest_plausible_date", "latest_plausible")
+            for f in self.ast.find_all(exp.Anonymous))
 
     @property
     def calls_cleaning(self) -> bool:

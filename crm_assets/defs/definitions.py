@@ -63,6 +63,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
                                            lock_wait_seconds=settings.lock_wait_seconds,
                                            earliest_plausible_date=(
                                                settings.earliest_plausible_date.isoformat()),
+                                           plausible_days_after_load=(
+                                               settings.plausible_days_after_load),
                                            currency_code=settings.currency_code,
                                            currency_symbol=settings.currency_symbol,
                                            lifecycle=settings.lifecycle)},

@@ -31,6 +31,8 @@ class Warehouse(DuckDBResource):
     business_timezone: str = "Europe/Moscow"
     earliest_plausible_date: str = "1990-01-01"
     """What ``earliest_plausible_date()`` returns (``[tool.crm] earliest_plausible_date``)."""
+    plausible_days_after_load: int = 1
+    """What ``latest_plausible(loaded_at)`` adds to the load instant."""
     currency_code: str = "RUB"
     currency_symbol: str = "₽"
     lifecycle: dict[str, int] = {}
@@ -56,6 +58,7 @@ class Warehouse(DuckDBResource):
         try:
             prepare_connection(con, self.business_timezone,
                                date.fromisoformat(self.earliest_plausible_date),
+                               self.plausible_days_after_load,
                                (self.currency_code, self.currency_symbol), self.lifecycle)
             ensure_framework_tables(con)
             yield con

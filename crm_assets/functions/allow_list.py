@@ -13,7 +13,8 @@ from crm_assets.functions.contacts import PYTHON_FUNCTIONS
 from crm_assets.functions.macros import SQL_MACROS
 
 RUN_MACROS: frozenset[str] = frozenset({"as_of_date", "as_of_end", "business_timezone",
-                                       "earliest_plausible_date", "currency_code",
+                                       "earliest_plausible_date", "latest_plausible",
+                                       "currency_code",
                                        "currency_symbol", "lifecycle_new_days",
                                        "lifecycle_active_days", "lifecycle_lapsed_days"})
 """Project functions that are constants of a run or of the project's configuration (the as-of

@@ -51,10 +51,18 @@ DEFAULT_EARLIEST_PLAUSIBLE = date(1990, 1, 1)
 an event: ``[tool.crm] earliest_plausible_date`` moves it for older data."""
 
 
-def set_earliest_plausible_date(con: duckdb.DuckDBPyConnection, day: date) -> None:
-    """Make ``earliest_plausible_date()`` return ``day`` on this connection."""
+DEFAULT_DAYS_AFTER_LOAD = 1
+"""How long after its file was loaded a date may be (clocks and time zones): later, it is a typo."""
+
+
+def set_earliest_plausible_date(con: duckdb.DuckDBPyConnection, day: date,
+                                days_after_load: int = DEFAULT_DAYS_AFTER_LOAD) -> None:
+    """Make ``earliest_plausible_date()`` return ``day`` and ``latest_plausible(loaded_at)`` the
+    load instant plus ``days_after_load`` days on this connection."""
     con.execute("CREATE OR REPLACE TEMP MACRO earliest_plausible_date() AS "
                 f"DATE {literal(day.isoformat())}")
+    con.execute("CREATE OR REPLACE TEMP MACRO latest_plausible(loaded_at) AS "
+                f"loaded_at + INTERVAL {int(days_after_load)} DAY")
 
 
 def set_currency(con: duckdb.DuckDBPyConnection, code: str, symbol: str) -> None:

@@ -25,6 +25,9 @@ LINEAGE_COLUMNS: dict[str, str] = {
 }
 """Columns every raw row carries: where it came from, so any later row can be traced back."""
 
+OPT_IN = "yes/no, да/нет, 1/0, true/false; empty or absent: no consent recorded."
+"""What a consent column accepts, and what its absence means."""
+
 
 @dataclass(frozen=True)
 class Column:
@@ -99,12 +102,13 @@ SOURCES: dict[str, SourceTable] = {
                 _c("gender", "VARCHAR", description="М/Ж, m/f, male/female, муж/жен."),
                 _c("birth_date", "DATE", description="ISO, dd.mm.yyyy or dd/mm/yy."),
                 _c("city", "VARCHAR"),
-                _c("home_store_id", "VARCHAR", description="Store where the card was issued."),
+                _c("home_store_id", "VARCHAR", description="Store where the card was issued; empty "
+                   "or absent: times are read in the business time zone."),
                 _c("registered_at", "TIMESTAMP", description="Local time of the home store "
                    "(ISO or day first; a UTC offset wins)."),
-                _c("email_opt_in", "BOOLEAN"),
-                _c("sms_opt_in", "BOOLEAN"),
-                _c("push_opt_in", "BOOLEAN"),
+                _c("email_opt_in", "BOOLEAN", description=OPT_IN),
+                _c("sms_opt_in", "BOOLEAN", description=OPT_IN),
+                _c("push_opt_in", "BOOLEAN", description=OPT_IN),
                 _c("updated_at", "TIMESTAMP", description="Local time of the home store "
                    "(ISO or day first; a UTC offset wins)."),
             ),
@@ -117,10 +121,12 @@ SOURCES: dict[str, SourceTable] = {
             (
                 _c("order_id", "VARCHAR", True),
                 _c("customer_id", "VARCHAR", True, "Source customer id; may be empty (guest)."),
-                _c("store_id", "VARCHAR"),
+                _c("store_id", "VARCHAR", description="Empty or absent: no store; the time "
+                   "is read in the business time zone."),
                 _c("ordered_at", "TIMESTAMP", True,
                    "Local time of the store (ISO or day first; a UTC offset wins)."),
-                _c("channel", "VARCHAR", description="in_store, app, web, delivery."),
+                _c("channel", "VARCHAR", description="in_store, app, web, delivery; empty or "
+                   "absent: unknown."),
                 _c("status", "VARCHAR", description="completed, cancelled, refunded; empty or "
                    "absent: completed."),
                 _c("total_amount", "DECIMAL(12,2)",

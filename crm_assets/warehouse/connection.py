@@ -31,7 +31,7 @@ from crm_assets.warehouse.tables import ensure_framework_tables
 
 
 def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | None = None,
-                       earliest_plausible: date | None = None,
+                       earliest_plausible: date | None = None, days_after_load: int = 1,
                        currency: tuple[str, str] | None = None,
                        lifecycle: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:
     """Apply the project's session settings and the run's constants (``as_of_date()``,
@@ -48,7 +48,7 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | 
         # date casts, date_trunc and interval arithmetic on instants mean business days
         con.execute(f"SET TimeZone = {literal(business_timezone)}")
     if earliest_plausible:
-        set_earliest_plausible_date(con, earliest_plausible)
+        set_earliest_plausible_date(con, earliest_plausible, days_after_load)
     if currency:
         set_currency(con, *currency)
     if lifecycle:

@@ -98,7 +98,9 @@ def version_built(d: Definition, con: duckdb.DuckDBPyConnection) -> str:
     if d.layer == "staging" or d.calls_cleaning:
         version += f"+{cleaning_version()}"
     if d.uses_plausible_dates:
-        version += f"+{con.execute('SELECT earliest_plausible_date()').fetchone()[0]}"
+        earliest, latest = con.execute("SELECT earliest_plausible_date(), "
+                                       "latest_plausible(DATE '2000-01-01')").fetchone()
+        version += f"+{earliest}+{latest:%Y-%m-%d}"
     return version
 
 

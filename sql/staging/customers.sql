@@ -98,13 +98,13 @@ judged as (
             when source_customer_id is null then 'missing customer_id'
         end as _problem,
         -- before earliest_plausible_date() is a placeholder (1900-01-01, the 1970 epoch), not a
-        -- registration; after the file was loaded (a day of slack for clocks) it is a typo
-        -- (2099-12-31) that would otherwise win every "latest value" rule
+        -- registration; after latest_plausible() (its file's load plus a day, for clocks) it is
+        -- a typo (2099-12-31) that would otherwise win every "latest value" rule
         case when registered_at_parsed >= earliest_plausible_date()
-                  and registered_at_parsed <= _loaded_at + interval 1 day
+                  and registered_at_parsed <= latest_plausible(_loaded_at)
             then registered_at_parsed end as registered_at,
         case when updated_at_parsed >= earliest_plausible_date()
-                  and updated_at_parsed <= _loaded_at + interval 1 day
+                  and updated_at_parsed <= latest_plausible(_loaded_at)
             then updated_at_parsed end as updated_at
     from timed
 )
@@ -135,7 +135,7 @@ select
         case
             when registered_at_text is not null and registered_at_parsed is null
                 then 'unparseable registered_at (' || registered_at_text || ')'
-            when registered_at_parsed > _loaded_at + interval 1 day
+            when registered_at_parsed > latest_plausible(_loaded_at)
                 then 'registered_at after its file was loaded (' || registered_at_text || ')'
             when registered_at_parsed is not null and registered_at is null
                 then 'placeholder registered_at (' || registered_at_text || ')'
@@ -143,7 +143,7 @@ select
         case
             when updated_at_text is not null and updated_at_parsed is null
                 then 'unparseable updated_at (' || updated_at_text || ')'
-            when updated_at_parsed > _loaded_at + interval 1 day
+            when updated_at_parsed > latest_plausible(_loaded_at)
                 then 'updated_at after its file was loaded (' || updated_at_text || ')'
             when updated_at_parsed is not null and updated_at is null
                 then 'placeholder updated_at (' || updated_at_text || ')'

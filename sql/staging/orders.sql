@@ -74,7 +74,7 @@ judged as (
             when ordered_at < earliest_plausible_date()
                 then 'implausible ordered_at (before earliest_plausible_date '
                     || earliest_plausible_date() || '): ' || ordered_at_text
-            when ordered_at > _loaded_at + interval 1 day
+            when ordered_at > latest_plausible(_loaded_at)
                 then 'implausible ordered_at (after its file was loaded): ' || ordered_at_text
             when store_id is not null and not is_known_store then 'unknown store: ' || store_id
             when source_customer_id is not null and not is_known_customer
