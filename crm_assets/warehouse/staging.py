@@ -80,7 +80,7 @@ class StagingResult:
     batch: int
     """The batch the run wrote its rows with."""
     conflicting: int = 0
-    """Rejected versions superseded by a version of the same key with other values."""
+    """Versions this run judged that lost to a version of the same key with other values."""
 
 
 def grain_key_sql(d: Definition, alias: str = "") -> str:
@@ -156,8 +156,8 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
         # nothing new to judge, and nothing judged before can be judged otherwise now
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM {raw} "
                     "LIMIT 0")
-        rows, rejected, conflicting = _counts(con, d)
-        return StagingResult(rows, 0, 0, 0, rejected, False, batch, conflicting)
+        rows, rejected = _counts(con, d)
+        return StagingResult(rows, 0, 0, 0, rejected, False, batch)
     if full:  # every raw row, read where it is
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_judged AS {d.body}\n")
         judged = int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
@@ -167,6 +167,9 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
     con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_ranked AS {ranking_query(d, '_crm_judged')}")
     if full:  # one copy of the table in memory at a time (temporary tables live there)
         con.execute("DROP TABLE _crm_judged")
+    (conflicting,) = con.execute(
+        "SELECT count(*) FROM _crm_ranked WHERE _reject_reason LIKE 'superseded:%' "
+        f"AND suffix(_reject_reason, {literal(CONFLICT)})").fetchone()
     with transaction(con):
         written = _replace(con, d, raw, batch, full)
         if full:  # every file is judged again
@@ -180,21 +183,17 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM _crm_judged")
     for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_ranked", "_crm_same"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
-    rows, rejected, conflicting = _counts(con, d)
+    rows, rejected = _counts(con, d)
     return StagingResult(rows, judged, len(new_files), written, rejected, full, batch,
-                         conflicting)
+                         int(conflicting))
 
 
-def _counts(con: duckdb.DuckDBPyConnection, d: Definition) -> tuple[int, int, int]:
-    """Rows of the table, its rejected rows, and of those the versions superseded by a version
-    with other values."""
-    rows, rejected, conflicting = con.execute(
+def _counts(con: duckdb.DuckDBPyConnection, d: Definition) -> tuple[int, int]:
+    """Rows of the table, and its rejected rows."""
+    rows, rejected = con.execute(
         f"SELECT (SELECT count(*) FROM {d.table}), "
-        f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = $t), "
-        f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = $t "
-        f"AND reason LIKE 'superseded:%' AND suffix(reason, {literal(CONFLICT)}))",
-        {"t": d.name}).fetchone()
-    return int(rows), int(rejected), int(conflicting)
+        f"(SELECT count(*) FROM {REJECTS.name} WHERE table_name = ?)", [d.name]).fetchone()
+    return int(rows), int(rejected)
 
 
 def _new_files(con: duckdb.DuckDBPyConnection, d: Definition, full: bool) -> list[str]:
