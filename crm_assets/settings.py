@@ -23,6 +23,8 @@ build definitions against a temporary warehouse without touching the process env
 | ``lock_wait_seconds`` | ``CRM_LOCK_WAIT_SECONDS`` | 120 (a step waits for an outside lock) |
 | ``alert_log`` | ``CRM_ALERT_LOG`` | ``<project>/logs/alerts.log`` |
 | ``alert_webhook`` | ``CRM_ALERT_WEBHOOK`` | none (alerts only in the log) |
+| ``clv_holdout_days``, ``clv_fit_sample_size`` | (``[tool.crm.clv]``) | 182, 200000 |
+| ``clv_monthly_discount_rate`` | (``[tool.crm.clv] monthly_discount_rate``) | 0.01 |
 | ``catalog_cache_path`` | ``CRM_CATALOG_CACHE`` (``off``: none) | ``target/catalog_cache.json`` |
 """
 
@@ -85,6 +87,14 @@ class Settings:
     """Where alerts are written (:mod:`crm_assets.defs.alerts`); default ``logs/alerts.log``."""
     alert_webhook: str | None = None
     """A URL alerts are POSTed to as JSON (a Slack incoming webhook, say)."""
+    clv_holdout_days: int = 182
+    """The customer-base models are fitted on data up to this many days before the fit's as-of
+    day and checked against what those people bought since (``[tool.crm.clv] holdout_days``)."""
+    clv_fit_sample_size: int = 200_000
+    """At most this many buyers (a stable sample) enter a fit; all of them below it."""
+    clv_monthly_discount_rate: float = 0.01
+    """``clv_12m`` discounts each month's expected spend at this rate (1 % a month ~ 12.7 % a
+    year)."""
     serving_dir: Path | None = None
     """Where BI reads a published snapshot (:mod:`crm_assets.serving.snapshot`); default: next to
     the warehouse file."""
@@ -144,6 +154,7 @@ def load_settings(**overrides) -> Settings:
     alert_log = pick("alert_log", "CRM_ALERT_LOG", None)
     cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.json"))
     cache_path = None if cache.lower() in ("off", "none", "false", "0") else Path(cache)
+    clv = tool.get("clv", {})
     settings = Settings(
         project_dir=project_dir,
         input_dir=input_dir if input_dir.is_absolute() else project_dir / input_dir,
@@ -172,6 +183,9 @@ def load_settings(**overrides) -> Settings:
         currency_symbol=pick("currency_symbol", "CRM_CURRENCY_SYMBOL", "₽"),
         earliest_plausible_date=date.fromisoformat(str(pick(
             "earliest_plausible_date", "CRM_EARLIEST_DATE", "1990-01-01"))),
+        clv_holdout_days=int(clv.get("holdout_days", 182)),
+        clv_fit_sample_size=int(clv.get("fit_sample_size", 200_000)),
+        clv_monthly_discount_rate=float(clv.get("monthly_discount_rate", 0.01)),
         serving_dir=None if serving is None else (
             Path(serving) if Path(serving).is_absolute() else project_dir / serving),
     )

@@ -36,6 +36,7 @@ NOT_ON_POSTGRES = {
     "staging.orders": "calls crm_decimal()",
     "staging.interactions": "calls crm_instant()",
     "staging.sessions": "calls crm_instant()",
+    "core.customer_predictions": "calls bgnbd_discounted_purchases(), bgnbd_expected_purchases()",
     # DuckDB-only SQL that sqlglot carries over as is
     "core.customers": 'syntax error at or near "customer_id"',  # SELECT * EXCEPT (...)
     "marts.segment_sizes_daily": "column day.generate_series does not exist",  # column alias

@@ -43,7 +43,7 @@ def test_the_nightly_run_asks_for_the_previous_business_day(defs):
 
 
 def test_schedules_ship_stopped_in_the_business_time_zone(defs):
-    expected = {"nightly": ("0 2 * * *", "nightly"),
+    expected = {"nightly": ("0 2 * * *", "nightly"), "clv_weekly": ("0 4 * * 1", "fit_clv"),
                 "hourly_freshness": ("15 * * * *", "check_freshness")}
     assert {s.name for s in defs.get_repository_def().schedule_defs} == set(expected)
     for name, (cron, job) in expected.items():

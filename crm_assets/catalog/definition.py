@@ -16,6 +16,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from crm_assets.catalog.data_tests import TestDeclaration
+from crm_assets.clv.functions import CLV_FUNCTIONS
 from crm_assets.functions.allow_list import CLEANING_FUNCTIONS
 
 DIALECT = "duckdb"
@@ -129,6 +130,12 @@ class Definition:
         """Whether the query calls a ``crm_*`` cleaning function (registered only when needed)."""
         return self.ast is not None and any(
             f.name.lower() in CLEANING_FUNCTIONS for f in self.ast.find_all(exp.Anonymous))
+
+    @property
+    def calls_clv(self) -> bool:
+        """Whether the query scores people with a model (:mod:`crm_assets.clv.functions`)."""
+        return self.ast is not None and any(
+            f.name.lower() in CLV_FUNCTIONS for f in self.ast.find_all(exp.Anonymous))
 
     @property
     def splits_rejects(self) -> bool:

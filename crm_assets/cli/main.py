@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from crm_assets.cli.campaigns import cmd_audience
+from crm_assets.cli.clv import add_clv_commands
 from crm_assets.cli.engines import cmd_compile, cmd_spark
 from crm_assets.cli.inspect import (
     cmd_customer,
@@ -145,6 +146,8 @@ def _add_other_commands(sub) -> None:
     p.add_argument("--master", default=os.environ.get("SPARK_MASTER", "local[*]"),
                    help="Spark master (default: $SPARK_MASTER or local[*])")
     p.set_defaults(func=cmd_spark)
+
+    add_clv_commands(sub)
 
     p = sub.add_parser("dev", help="the Dagster UI (dagster dev) on this project and instance")
     p.add_argument("dagster_args", nargs="*", help="passed to dagster dev as given, e.g. -p 3001")

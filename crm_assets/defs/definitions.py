@@ -11,6 +11,7 @@ import dagster as dg
 
 from crm_assets.defs.alerts import build_alert_sensors
 from crm_assets.defs.checks import build_freshness_checks
+from crm_assets.defs.clv import build_clv_fit_asset
 from crm_assets.defs.contacts import build_contact_checks
 from crm_assets.defs.identity import build_identity_asset
 from crm_assets.defs.jobs import NIGHTLY, build_jobs
@@ -39,6 +40,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         build_contact_checks(),
         build_identity_asset(settings),
         *build_catalog_assets(catalog, producers(catalog), settings, partitions_def),
+        build_clv_fit_asset(catalog, settings),
         build_event_daily_counts(catalog),
         *build_trigger_exports(catalog, settings, partitions_def),
     ]

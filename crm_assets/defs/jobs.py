@@ -4,6 +4,7 @@
   ``landing`` sensor launch it); no asset runs twice, and each takes in only what changed.
 * ``build_all``: everything, for a range of event days (``crm build``, ``crm demo``); with the run
   tag ``crm/full_refresh=true``, every incremental step computes everything from raw again.
+* ``fit_clv``: the customer-base models' fit (the weekly ``clv_weekly`` schedule, ``crm clv fit``).
 * ``check_freshness``: only the raw tables' freshness checks.
 * ``rebuild_segment_history``: recompute segments' membership history from a past day.
 
@@ -18,6 +19,7 @@ from datetime import date
 import dagster as dg
 
 from crm_assets.catalog import Catalog
+from crm_assets.defs.clv import CLV_KEY, FIT_JOB
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.settings import Settings
 from crm_assets.warehouse.segments import (
@@ -34,8 +36,9 @@ def build_jobs(catalog: Catalog, settings: Settings, freshness_checks: dg.AssetC
     """Every job of the project, by name."""
     everything = dg.AssetSelection.all()
     jobs = [
-        dg.define_asset_job(
-            NIGHTLY, selection=everything, partitions_def=partitions_def,
+        dg.define_asset_job(  # the model fit is weekly (fit_clv); a night scores with it
+            NIGHTLY, selection=everything - dg.AssetSelection.assets(CLV_KEY),
+            partitions_def=partitions_def,
             description="Every night, for one business day: new files -> staging -> identity -> "
                         "core -> that day's events and the earlier days whose rows changed -> "
                         "segments as of the day -> marts -> trigger exports -> BI snapshot. "
@@ -44,6 +47,10 @@ def build_jobs(catalog: Catalog, settings: Settings, freshness_checks: dg.AssetC
             "build_all", selection=everything,
             description="Everything, for a range of event days (crm build, crm demo, "
                         "crm plan --apply); with crm/full_refresh=true, from raw again."),
+        dg.define_asset_job(
+            FIT_JOB, selection=dg.AssetSelection.assets(CLV_KEY),
+            description="Fit the customer-base models (BG/NBD, Gamma-Gamma) and publish them in "
+                        "meta.clv_models (weekly, crm clv fit); the next night scores with them."),
         dg.define_asset_job(
             "check_freshness", selection=dg.AssetSelection.checks(freshness_checks),
             description="Only the raw tables' freshness checks (hours since a new file)."),

@@ -23,6 +23,7 @@ from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from crm_assets.defs.alerts import alert_run, step_failure_message
+from crm_assets.defs.clv import CALIBRATION_END_TAG, FIT_JOB
 from crm_assets.defs.definitions import build_definitions
 from crm_assets.defs.jobs import NIGHTLY
 from crm_assets.defs.partitions import AS_OF_TAG, FULL_REFRESH_TAG, partition_range_tags
@@ -193,6 +194,20 @@ def nightly(settings: Settings, day: date, *, instance: dg.DagsterInstance | Non
     request = nightly_request(day)
     return run_job(defs, NIGHTLY, instance=instance or dg.DagsterInstance.get(),
                    tags=dict(request.tags), partition_key=request.partition_key,
+                   log_level=log_level, settings=settings)
+
+
+def fit_clv(settings: Settings, as_of: date, calibration_end: date | None = None, *,
+            instance: dg.DagsterInstance | None = None,
+            definitions: dg.Definitions | None = None, log_level: str = "WARNING"
+            ) -> BuildResult:
+    """The ``fit_clv`` job as of ``as_of`` (the ``clv_weekly`` schedule's run): fit on purchases
+    up to ``calibration_end`` (default: ``as_of`` minus the holdout), check on the rest."""
+    defs = definitions or build_definitions(settings)
+    tags = {AS_OF_TAG: as_of.isoformat()}
+    if calibration_end is not None:
+        tags[CALIBRATION_END_TAG] = calibration_end.isoformat()
+    return run_job(defs, FIT_JOB, instance=instance or dg.DagsterInstance.get(), tags=tags,
                    log_level=log_level, settings=settings)
 
 

@@ -1,9 +1,11 @@
-"""The schedules: the nightly run and the hourly freshness checks. Both ship stopped."""
+"""The schedules: the nightly run, the weekly model fit and the hourly freshness checks. All ship
+stopped."""
 
 from datetime import timedelta
 
 import dagster as dg
 
+from crm_assets.defs.clv import FIT_JOB
 from crm_assets.defs.jobs import NIGHTLY
 from crm_assets.defs.partitions import AS_OF_TAG
 from crm_assets.settings import Settings
@@ -18,7 +20,8 @@ def nightly_request(day) -> dg.RunRequest:
 
 
 def build_schedules(jobs: dict, settings: Settings) -> list[dg.ScheduleDefinition]:
-    """``nightly`` (02:00 business time, for yesterday) and ``hourly_freshness`` (:15)."""
+    """``nightly`` (02:00 business time, for yesterday), ``clv_weekly`` (Mondays 04:00) and
+    ``hourly_freshness`` (:15)."""
     zone = settings.business_timezone
     stopped = dg.DefaultScheduleStatus.STOPPED
 
@@ -34,4 +37,11 @@ def build_schedules(jobs: dict, settings: Settings) -> list[dg.ScheduleDefinitio
         """At 02:00 business time, the nightly run for yesterday."""
         return nightly_request(context.scheduled_execution_time.date() - timedelta(days=1))
 
-    return [nightly, hourly_freshness]
+    @dg.schedule(job=jobs[FIT_JOB], cron_schedule="0 4 * * 1", execution_timezone=zone,
+                 default_status=stopped, name="clv_weekly")
+    def clv_weekly(context: dg.ScheduleEvaluationContext):
+        """On Mondays at 04:00 business time (after the night), the model fit as of yesterday."""
+        day = context.scheduled_execution_time.date() - timedelta(days=1)
+        return dg.RunRequest(tags={AS_OF_TAG: day.isoformat()})
+
+    return [nightly, clv_weekly, hourly_freshness]

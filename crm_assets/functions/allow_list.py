@@ -9,6 +9,7 @@ not open a hole.
 
 from __future__ import annotations
 
+from crm_assets.clv.functions import CLV_FUNCTIONS
 from crm_assets.functions.contacts import PYTHON_FUNCTIONS
 from crm_assets.functions.macros import SQL_MACROS
 
@@ -23,7 +24,8 @@ date, the business time zone, the earliest plausible date of an event)."""
 CLEANING_FUNCTIONS: tuple[str, ...] = PYTHON_FUNCTIONS + SQL_MACROS
 """Every public cleaning function (UDFs and macros): staging SQL calls them."""
 
-PROJECT_FUNCTIONS: frozenset[str] = RUN_MACROS | frozenset(CLEANING_FUNCTIONS)
+PROJECT_FUNCTIONS: frozenset[str] = RUN_MACROS | frozenset(CLEANING_FUNCTIONS) | frozenset(
+    CLV_FUNCTIONS)  # the scores of the predictive models (crm_assets.clv.functions)
 
 ALLOWED_TABLE_FUNCTIONS: frozenset[str] = frozenset({"range", "generate_series", "unnest"})
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from crm_assets.clv.functions import register_clv_functions
 from crm_assets.functions.contacts import register_contact_udfs
 from crm_assets.functions.macros import register_cleaning_macros
 from crm_assets.quoting import literal
@@ -105,7 +106,8 @@ def set_business_timezone(con: duckdb.DuckDBPyConnection, zone: str) -> None:
 
 
 def register_cleaning_functions(con: duckdb.DuckDBPyConnection, *, udfs: bool = True) -> None:
-    """The ``crm_*`` cleaning functions on ``con`` (idempotent; ~55 ms on a new database).
+    """The ``crm_*`` cleaning functions on ``con`` (idempotent; ~55 ms on a new database), and
+    the Python UDFs that score the predictive models (:mod:`crm_assets.clv.functions`).
 
     Args:
         udfs: ``False`` when the caller knows the database instance has the Python UDFs (it
@@ -114,6 +116,7 @@ def register_cleaning_functions(con: duckdb.DuckDBPyConnection, *, udfs: bool = 
     """
     if udfs:
         register_contact_udfs(con)
+        register_clv_functions(con)
     register_cleaning_macros(con)
 
 

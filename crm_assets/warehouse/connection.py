@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from crm_assets.catalog.definition import Definition
+from crm_assets.clv.functions import register_clv_functions
 from crm_assets.functions.registry import (
     register_cleaning_functions,
     register_functions,
@@ -60,6 +61,8 @@ def use_functions_of(con: duckdb.DuckDBPyConnection, d: Definition) -> None:
     """Register on ``con`` the project functions ``d``'s query calls that a connection lacks."""
     if d.calls_cleaning:
         register_cleaning_functions(con)
+    elif d.calls_clv:
+        register_clv_functions(con)
 
 
 class WarehouseBusy(RuntimeError):

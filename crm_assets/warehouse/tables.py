@@ -224,10 +224,30 @@ CHANGED_PARTS = FrameworkTable(
                 "deleted rows in, by batch; '*' when a build rewrote the whole table. The BI "
                 "snapshot rewrites just those months.")
 
+CLV_MODELS = FrameworkTable(
+    "meta.clv_models",
+    (_c("model_version", "VARCHAR", True), _c("fitted_at", TIMESTAMPTZ, True),
+     _c("run_id", "VARCHAR"), _c("calibration_end", "DATE", True), _c("holdout_end", "DATE"),
+     _c("time_unit", "VARCHAR", True), _c("population", "BIGINT", True),
+     _c("sample_size", "BIGINT", True), _c("sample_seed", "VARCHAR"),
+     _c("r", "DOUBLE", True), _c("alpha", "DOUBLE", True), _c("a", "DOUBLE", True),
+     _c("b", "DOUBLE", True), _c("log_likelihood", "DOUBLE", True),
+     _c("repeat_customers", "BIGINT", True), _c("p", "DOUBLE"), _c("q", "DOUBLE"),
+     _c("gamma", "DOUBLE"), _c("gg_log_likelihood", "DOUBLE"),
+     _c("monthly_discount_rate", "DOUBLE", True), _c("holdout_predicted", "DOUBLE"),
+     _c("holdout_actual", "DOUBLE"), _c("holdout_error", "DOUBLE"),
+     _c("holdout_by_frequency", "JSON"), _c("converged", "BOOLEAN", True),
+     _c("fit_seconds", "DOUBLE", True), _c("libraries", "JSON", True)),
+    primary_key=("model_version",), written_by="own",
+    description="Every fit of the customer-base models (BG/NBD and Gamma-Gamma, times in weeks): "
+                "parameters, log-likelihoods, the sample, the holdout check and the libraries; "
+                "core.customer_predictions scores with the latest fitted up to its as-of day.")
+
 FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
     LOADED_FILES, REFUSED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS,
     REJECTS, CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,
     BUILT_VERSIONS, IDENTITY_EVIDENCE, EMAIL_ADDRESSES, PHONE_NUMBERS, EVENT_DAYS, CHANGED_PARTS,
+    CLV_MODELS,
 )
 
 MONTH_COLUMNS: tuple[str, ...] = ("event_date", "ordered_at", "occurred_at", "started_at")

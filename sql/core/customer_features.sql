@@ -1,6 +1,6 @@
 -- description: >
 --   One row per person with their behaviour up to the end of the as-of day: recency, frequency,
---   monetary value, RFM scores, lifecycle stage, churn risk, channel preference and consent. The
+--   monetary value, RFM scores, lifecycle stage, channel preference and consent. The
 --   basis of the system segments; recomputed for any as-of date, so a past date gives past features.
 -- owner: data-eng@bakery.example
 -- grain: [customer_id]
@@ -17,8 +17,6 @@
 --     prospect (never bought), new (first order within 30 days), lapsed (nothing bought for more
 --     than 180 days), active (last order within 60 days, or three of the person's usual gaps),
 --     at_risk (in between). Thresholds: [tool.crm.lifecycle].
---   churn_risk: 0 (next order not yet due) to 1 (4x overdue against the person's usual gap between
---     orders, 30 days if unknown); null for prospects.
 --   preferred_channel: in_store, app, web or delivery, by number of orders.
 --   is_email_reachable: Has a valid e-mail and has opted in (and not unsubscribed since).
 with customers as (
@@ -166,9 +164,6 @@ scored as (
 
 select
     *,
-    case when orders_total > 0 then least(1.0, greatest(0.0,
-        (recency_days / greatest(coalesce(avg_days_between_orders, 30), 7) - 1) / 3.0
-    )) end as churn_risk,
     case
         when orders_total = 0 then 'prospect'
         when date_diff('day', cast(timezone(business_timezone(), first_order_at) as date),
