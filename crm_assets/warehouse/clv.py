@@ -96,6 +96,9 @@ def fit_clv_models(con: duckdb.DuckDBPyConnection, summary: Definition, request:
         "gg_log_likelihood": spend.log_likelihood if spend else None,
         "monthly_discount_rate": request.monthly_discount_rate,
         "converged": bgnbd.converged and (spend is None or spend.converged),
+        # a ridge the search ended at a bound of (models.BOUNDS): say so, never silently
+        "parameters_at_bound": ", ".join([*bgnbd.at_bound, *(spend.at_bound if spend else ())])
+                               or None,
         "libraries": json.dumps({name: version(name) for name in LIBRARIES}),
     }
     row.update(_holdout_check(con, summary, params, cal, holdout_end))
@@ -169,6 +172,14 @@ def model_card(row: dict) -> str:
                      f"{row['gg_log_likelihood']:.1f} |")
     else:
         lines.append(f"| Gamma-Gamma | not fitted ({row['repeat_customers']} repeat buyers) | |")
+    if row.get("parameters_at_bound"):
+        lines += ["", f"At the search bound ({models.BOUNDS[1]:g}): {row['parameters_at_bound']}. "
+                      "The likelihood rises along a ridge there: for BG/NBD's a and b, every "
+                      "buyer has about the same dropout probability a/(a+b); for Gamma-Gamma's q "
+                      "and gamma, everyone's spend per purchase has about the same scale, "
+                      "gamma/q. The scores depend on those ratios, not on the bound."]
+    if not row.get("converged", True):
+        lines += ["", "**The search did not converge**: read the scores with care."]
     chart = json.loads(row["holdout_by_frequency"]) if row.get("holdout_by_frequency") else []
     if chart:
         top = max(max(c["actual_mean"], c["predicted_mean"]) for c in chart) or 1.0

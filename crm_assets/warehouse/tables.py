@@ -237,6 +237,7 @@ CLV_MODELS = FrameworkTable(
      _c("monthly_discount_rate", "DOUBLE", True), _c("holdout_predicted", "DOUBLE"),
      _c("holdout_actual", "DOUBLE"), _c("holdout_error", "DOUBLE"),
      _c("holdout_by_frequency", "JSON"), _c("converged", "BOOLEAN", True),
+     _c("parameters_at_bound", "VARCHAR"),
      _c("fit_seconds", "DOUBLE", True), _c("libraries", "JSON", True)),
     primary_key=("model_version",), written_by="own",
     description="Every fit of the customer-base models (BG/NBD and Gamma-Gamma, times in weeks): "
