@@ -16,6 +16,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
 | ``max_reject_rate`` | ``CRM_MAX_REJECT_RATE``, ``[tool.crm.max_reject_rate]`` | 0.2 |
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
+| ``contacts_dir`` | ``CRM_CONTACTS_DIR`` | ``contacts`` next to the warehouse file (campaigns) |
 | ``earliest_plausible_date`` | ``CRM_EARLIEST_DATE`` | ``1990-01-01`` (before: placeholders) |
 | ``currency_code``, ``currency_symbol`` | ``CRM_CURRENCY``, ``CRM_CURRENCY_SYMBOL`` | RUB, ₽ |
 | ``plausible_days_after_load`` | ``CRM_PLAUSIBLE_DAYS_AFTER_LOAD`` | 1 |
@@ -99,9 +100,17 @@ class Settings:
     """Where BI reads a published snapshot (:mod:`crm_assets.serving.snapshot`); default: next to
     the warehouse file."""
 
+    contacts_dir: Path | None = None
+    """Where campaign tools read the contacts snapshot and the trigger exports; default: next to
+    the warehouse file."""
+
     @property
     def serving_path(self) -> Path:
         return self.serving_dir or self.warehouse_path.parent / "serving"
+
+    @property
+    def contacts_path(self) -> Path:
+        return self.contacts_dir or self.warehouse_path.parent / "contacts"
 
     @property
     def alert_log_path(self) -> Path:
@@ -151,6 +160,7 @@ def load_settings(**overrides) -> Settings:
     warehouse = Path(pick("warehouse_path", "CRM_WAREHOUSE", "warehouse/crm.duckdb"))
     landing = Path(pick("landing_dir", "CRM_LANDING_DIR", "landing"))
     serving = pick("serving_dir", "CRM_SERVING_DIR", None)
+    contacts = pick("contacts_dir", "CRM_CONTACTS_DIR", None)
     alert_log = pick("alert_log", "CRM_ALERT_LOG", None)
     cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.json"))
     cache_path = None if cache.lower() in ("off", "none", "false", "0") else Path(cache)
@@ -188,6 +198,8 @@ def load_settings(**overrides) -> Settings:
         clv_monthly_discount_rate=float(clv.get("monthly_discount_rate", 0.01)),
         serving_dir=None if serving is None else (
             Path(serving) if Path(serving).is_absolute() else project_dir / serving),
+        contacts_dir=None if contacts is None else (
+            Path(contacts) if Path(contacts).is_absolute() else project_dir / contacts),
     )
     ZoneInfo(settings.business_timezone)  # fail early on a misspelt zone
     return replace(settings, **overrides) if overrides else settings

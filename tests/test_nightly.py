@@ -80,7 +80,7 @@ def test_a_night_stages_only_its_rows_and_rebuilds_the_late_days(nights):
         (D("2025-01-15"), "O9"), (D("2025-03-10"), "O1"), (D("2025-03-10"), "O3"),
         (D("2025-03-12"), "O6"), (D("2025-03-13"), "O8")]
     # the trigger file of a late day was written again
-    exports = project.settings.serving_path / "exports" / "first_purchase"
+    exports = project.settings.contacts_path / "exports" / "first_purchase"
     assert "6," in (exports / "2025-03-12.csv").read_text(encoding="utf-8")
 
 
@@ -117,7 +117,7 @@ def test_nights_give_exactly_what_a_full_refresh_gives(nights, tmp_path):
     # was built (C2's later opt-in does not rewrite the 10th's, sent long ago; a full refresh
     # writes every file again, with today's consent)
     def exported(p: Project) -> list[str]:
-        return sorted(x.name for x in (p.settings.serving_path / "exports").rglob("*.csv"))
+        return sorted(x.name for x in (p.settings.contacts_path / "exports").rglob("*.csv"))
 
     assert exported(project) == exported(again)
 

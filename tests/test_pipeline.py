@@ -72,7 +72,7 @@ def test_full_build_gives_hand_computed_tables(built, monkeypatch, capsys):
     # the welcome chain's daily trigger file (first_purchase is tagged `trigger`): of the first
     # purchases on the 10th, person 1 withdrew e-mail consent (C2, the latest choice) and person
     # 2 gave it; person 3's on the 11th has no consent. One file per day of the backfill.
-    exports = project.settings.serving_path / "exports" / "first_purchase"
+    exports = project.settings.contacts_path / "exports" / "first_purchase"
     assert len(list(exports.glob("*.csv"))) == 12
     assert (exports / "2025-03-10.csv").read_text(encoding="utf-8").splitlines() == [
         "customer_id,audience_group,first_name,contact", "2,target,Анна,anna@mail.ru"]

@@ -1,4 +1,4 @@
-"""``crm audience``: a campaign's audience as CSV from the BI snapshot (never the warehouse)."""
+"""``crm audience``: a campaign's audience as CSV from the snapshots (never the warehouse)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def cmd_audience(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{args.name}_{args.channel}.csv")
     try:
         result = build_audience(
-            settings.serving_path / VIEWS_FILE, args.name, out, channel=args.channel,
+            settings.serving_path / VIEWS_FILE, settings.contacts_path / VIEWS_FILE, args.name,
+            out, channel=args.channel,
             seed=args.seed or args.name, holdout_pct=args.holdout, sample_pct=args.sample,
             day=date.fromisoformat(args.day) if args.day else None)
     except AudienceError as err:

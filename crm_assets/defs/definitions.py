@@ -22,7 +22,11 @@ from crm_assets.defs.recovery import build_dead_runs_sensor
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.defs.schedules import build_schedules
 from crm_assets.defs.sensors import build_landing_sensor
-from crm_assets.defs.serving import build_serving_asset, build_trigger_exports
+from crm_assets.defs.serving import (
+    build_contacts_asset,
+    build_serving_asset,
+    build_trigger_exports,
+)
 from crm_assets.defs.sql_assets import build_catalog_assets, producers
 from crm_assets.project import load_project_catalog
 from crm_assets.settings import Settings, load_settings
@@ -45,6 +49,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         *build_trigger_exports(catalog, settings, partitions_def),
     ]
     assets.append(build_serving_asset(settings, assets))
+    assets.append(build_contacts_asset(settings))
     freshness_checks = build_freshness_checks(settings, pool=POOL)
     jobs = build_jobs(catalog, settings, freshness_checks, partitions_def)
     landing = build_landing_sensor(settings, jobs[NIGHTLY])

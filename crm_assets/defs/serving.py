@@ -1,4 +1,5 @@
-"""What leaves the warehouse, as assets: the BI snapshot and the trigger exports."""
+"""What leaves the warehouse, as assets: the BI snapshot (no direct identifiers), the contacts
+snapshot, and the trigger exports (beside the contacts: they hold e-mail addresses)."""
 
 from datetime import date
 
@@ -13,7 +14,7 @@ from crm_assets.serving.exports import (
     export_folder,
     write_trigger_exports,
 )
-from crm_assets.serving.snapshot import SERVED_SCHEMAS, VIEWS_FILE, publish
+from crm_assets.serving.snapshot import BI, CONTACTS, SERVED_SCHEMAS, VIEWS_FILE, Tier, publish
 from crm_assets.settings import Settings
 from crm_assets.warehouse.state import latest_build, set_watermark, watermark
 from crm_assets.warehouse.tables import BUILT_VERSIONS
@@ -21,6 +22,7 @@ from crm_assets.warehouse.tables import BUILT_VERSIONS
 BUILDS = BUILT_VERSIONS.name
 
 SERVING_KEY = dg.AssetKey(["serving", "snapshot"])
+CONTACTS_KEY = dg.AssetKey(["serving", "contacts"])
 
 
 def build_serving_asset(settings: Settings, assets: list[dg.AssetsDefinition]
@@ -28,17 +30,31 @@ def build_serving_asset(settings: Settings, assets: list[dg.AssetsDefinition]
     """The snapshot BI reads (:mod:`crm_assets.serving.snapshot`), after every table it serves."""
     served = sorted({k for a in assets for k in a.keys if k.path[0] in SERVED_SCHEMAS},
                     key=lambda k: k.to_user_string())
+    return _snapshot_asset(SERVING_KEY, BI, settings.serving_path, served,
+                           f"What BI tools read: {settings.serving_path / VIEWS_FILE} (read-only, "
+                           "views over Parquet), swapped in atomically; no run ever opens it. No "
+                           "direct identifiers (names, e-mail, phone, birth date).")
 
-    @dg.asset(key=SERVING_KEY, group_name="serving", deps=served, kinds={"duckdb", "parquet"},
-              pool=POOL,
-              description=f"What BI tools read: {settings.serving_path / VIEWS_FILE} (read-only, "
-                          "views over Parquet), swapped in atomically; no run ever opens it.")
+
+def build_contacts_asset(settings: Settings) -> dg.AssetsDefinition:
+    """The contacts snapshot (:data:`~crm_assets.serving.snapshot.CONTACTS`), for campaign tools."""
+    return _snapshot_asset(CONTACTS_KEY, CONTACTS, settings.contacts_path,
+                           [dg.AssetKey(["core", "customers"])],
+                           f"Contacts and consents for campaign tools and crm audience: "
+                           f"{settings.contacts_path / VIEWS_FILE}, its own folder so file "
+                           "permissions keep it from BI users.")
+
+
+def _snapshot_asset(key: dg.AssetKey, tier: Tier, folder, deps: list[dg.AssetKey],
+                    description: str) -> dg.AssetsDefinition:
+    @dg.asset(key=key, group_name="serving", deps=deps, kinds={"duckdb", "parquet"}, pool=POOL,
+              description=description)
     def _snapshot(context: dg.AssetExecutionContext, warehouse: Warehouse):
         with warehouse.connect() as con:
             built = latest_build(con)
-            result = publish(con, settings.serving_path,
-                             since=watermark(con, SERVING_KEY.to_user_string(), BUILDS))
-            set_watermark(con, SERVING_KEY.to_user_string(), BUILDS, built)
+            result = publish(con, folder, since=watermark(con, key.to_user_string(), BUILDS),
+                             tier=tier)
+            set_watermark(con, key.to_user_string(), BUILDS, built)
         context.log.info(f"published {result.tables} tables to {result.path}: "
                          f"{result.files_written} Parquet files written, "
                          f"{result.files_reused} unchanged, {result.files_removed} removed")
@@ -61,7 +77,7 @@ def build_trigger_exports(catalog: Catalog, settings: Settings,
 
 def _trigger_export(d: Definition, settings: Settings, partitions_def: dg.PartitionsDefinition
                     ) -> dg.AssetsDefinition:
-    folder = export_folder(settings.serving_path, d.name)
+    folder = export_folder(settings.contacts_path, d.name)
 
     @dg.asset(key=["exports", d.name], group_name="exports", partitions_def=partitions_def,
               deps=[asset_key(d.table), dg.AssetKey(["core", "customers"])],

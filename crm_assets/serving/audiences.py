@@ -9,8 +9,9 @@ same seed (use the campaign's id): the first ``holdout`` percent are the **holdo
 contacted, to measure lift against), the next ``sample`` percent the **target** (contacted; all the
 rest when no sample is asked, to try a segment on a sample first).
 
-It reads the BI snapshot (:mod:`crm_assets.serving.snapshot`), never the warehouse, so it never
-waits for a run nor makes one wait.
+It reads the snapshots (:mod:`crm_assets.serving.snapshot`), never the warehouse, so it never
+waits for a run nor makes one wait: who is in the segment or event from the BI snapshot, their
+contact and consents from the contacts snapshot (the BI one has no contacts).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Audience:
 
 def _ctes(con: duckdb.DuckDBPyConnection, name: str, *, channel: str, seed: str,
           holdout_pct: float = 0, sample_pct: float | None = None,
-          day: date | None = None) -> tuple[str, int, int]:
+          day: date | None = None, contacts: str = "core.customers") -> tuple[str, int, int]:
     """``WITH members AS (...), reachable AS (...)`` and the two bucket bounds."""
     if channel not in CHANNELS:
         raise AudienceError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
@@ -74,7 +75,7 @@ reachable AS (
     SELECT m.customer_id, c.first_name, {f'c.{contact}' if contact else 'NULL'} AS contact,
         CAST(('0x' || left(md5({seed_sql} || ':' || CAST(m.customer_id AS VARCHAR)), 8))
              AS UBIGINT) % 10000 AS bucket
-    FROM members m JOIN core.customers c ON c.customer_id = m.customer_id
+    FROM members m JOIN {contacts} c ON c.customer_id = m.customer_id
     WHERE {reachable}
 )
 """
@@ -92,17 +93,24 @@ WHERE bucket < {target_to}
 ORDER BY customer_id"""
 
 
-def build_audience(snapshot: Path, name: str, out: Path, **options) -> Audience:
+CONTACTS_ALIAS = "contacts"
+
+
+def build_audience(snapshot: Path, contacts: Path, name: str, out: Path, **options) -> Audience:
     """Write the audience of ``name`` to the CSV file ``out``; counts for the report.
 
+    ``snapshot`` and ``contacts`` are the views files of the BI and contacts snapshots.
     ``options``: ``channel``, ``seed``, ``holdout_pct``, ``sample_pct``, ``day`` (events).
     """
-    if not snapshot.exists():
-        raise AudienceError(f"no BI snapshot at {snapshot}: materialise serving/snapshot first "
-                            "(any build does)")
+    for path, asset in ((snapshot, "serving/snapshot"), (contacts, "serving/contacts")):
+        if not path.exists():
+            raise AudienceError(f"no snapshot at {path}: materialise {asset} first "
+                                "(any build does)")
     con = duckdb.connect(str(snapshot), read_only=True)
     try:
         con.execute("SET python_enable_replacements = false")
+        con.execute(f"ATTACH {literal(str(contacts))} AS {CONTACTS_ALIAS} (READ_ONLY)")
+        options["contacts"] = f"{CONTACTS_ALIAS}.core.customers"
         ctes, holdout_to, target_to = _ctes(con, name, **options)
         members, reachable, holdout, target = con.execute(
             ctes + f"""SELECT (SELECT count(*) FROM members), count(*),

@@ -1,7 +1,8 @@
 """Trigger exports: one CSV per day of the people an event's trigger chain may e-mail.
 
 An event whose header ``tags`` hold ``trigger`` (``first_purchase`` feeds the welcome chain) gets,
-for each day built, ``<serving>/exports/<event>/<day>.csv``: who met the event that day and may be
+for each day built, ``<contacts>/exports/<event>/<day>.csv`` (beside the contacts snapshot, not the
+BI one: the files hold e-mail addresses): who met the event that day and may be
 e-mailed (a contact and e-mail consent, :mod:`~crm_assets.serving.audiences`), with a stable
 target/holdout split seeded by the event's name. Each file appears complete or not at all (written
 beside and renamed), so the e-mail tool never picks up half a file. A day of the event rebuilt
@@ -24,8 +25,8 @@ TRIGGER_TAG = "trigger"
 """An event whose header ``tags`` hold this feeds a trigger chain: its people are exported daily."""
 
 
-def export_folder(serving_dir: Path, event: str) -> Path:
-    return serving_dir / "exports" / event
+def export_folder(contacts_dir: Path, event: str) -> Path:
+    return contacts_dir / "exports" / event
 
 
 def days_to_export(con: duckdb.DuckDBPyConnection, event: str, window: list[date]

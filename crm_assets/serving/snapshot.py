@@ -36,6 +36,37 @@ from crm_assets.warehouse.tables import BUILT_VERSIONS, CHANGED_PARTS, EVENT_DAY
 
 SERVED_SCHEMAS: tuple[str, ...] = ("core", "segments", "events", "marts")
 """What BI reads: golden records and facts, segments, events and marts (not raw, staging, meta)."""
+
+DIRECT_IDENTIFIERS: frozenset[str] = frozenset({
+    "first_name", "last_name", "middle_name", "full_name", "name_key", "email", "email_key",
+    "phone", "birth_date", "address", "street", "postcode", "passport",
+})
+"""Columns that name, reach or pinpoint a person: never in the BI snapshot, whatever table holds
+them (a new SQL file outputting ``email`` too); only the contacts snapshot serves them."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Who reads a snapshot, and so what it holds.
+
+    Attributes:
+        tables: the tables it serves (``schema.table``); ``None``: every table of ``schemas``.
+        withheld: columns never served.
+    """
+
+    name: str
+    schemas: tuple[str, ...]
+    tables: frozenset[str] | None = None
+    withheld: frozenset[str] = frozenset()
+
+
+BI = Tier("bi", SERVED_SCHEMAS, withheld=DIRECT_IDENTIFIERS)
+"""The default snapshot: every served table, without direct identifiers (dashboards, analysts)."""
+
+CONTACTS = Tier("contacts", ("core",), tables=frozenset({"core.customers"}))
+"""The contacts snapshot: the golden records whole, contacts and consents with them (campaign
+tools, ``crm audience``, the trigger exports). Its own folder, so file permissions can keep it
+from BI users."""
 VIEWS_FILE = "crm.duckdb"
 MANIFEST_FILE = "manifest.json"
 STORAGE_VERSION = "v1.0.0"
@@ -61,15 +92,18 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:24]
 
 
-def _served_tables(con: duckdb.DuckDBPyConnection) -> list[_Table]:
+def _served_tables(con: duckdb.DuckDBPyConnection, tier: Tier) -> list[_Table]:
     columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for schema, table, column, type_ in con.execute(
             "SELECT c.schema_name, c.table_name, c.column_name, c.data_type "
             "FROM duckdb_columns() c JOIN duckdb_tables() t USING (database_name, schema_name, "
             "table_name) WHERE c.database_name = current_database() AND NOT t.temporary "
             "AND list_contains(?, c.schema_name) ORDER BY 1, 2, c.column_index",
-            [list(SERVED_SCHEMAS)]).fetchall():
-        columns.setdefault((schema, table), []).append((column, type_))
+            [list(tier.schemas)]).fetchall():
+        if tier.tables is not None and f"{schema}.{table}" not in tier.tables:
+            continue
+        if column.lower() not in tier.withheld:
+            columns.setdefault((schema, table), []).append((column, type_))
     return [_Table(schema, table, cols) for (schema, table), cols in sorted(columns.items())]
 
 
@@ -200,13 +234,13 @@ class _Table:
 
     @property
     def served_columns(self) -> str:
-        """Every column but the framework's own ``_batch`` (which batch wrote a row)."""
-        return ("* EXCLUDE (_batch)" if "_batch" in {c for c, _ in self.columns} else "*")
+        """The tier's columns but the framework's own ``_batch`` (which batch wrote a row)."""
+        return ", ".join(identifier(c) for c, _ in self.columns if c != "_batch")
 
 
-def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None = None
-            ) -> PublishResult:
-    """Publish every table of :data:`SERVED_SCHEMAS` of ``con``'s warehouse to ``serving_dir``.
+def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None = None,
+            tier: Tier = BI) -> PublishResult:
+    """Publish what ``tier`` serves of ``con``'s warehouse to ``serving_dir``.
 
     Args:
         since: the batch the last publish was up to (:mod:`crm_assets.warehouse.state`). A table
@@ -219,7 +253,7 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
     previous_tables = _previous_tables(serving_dir)
     views: dict[tuple[str, str], list[Path]] = {}
     written = reused = rows = 0
-    for table in _served_tables(con):
+    for table in _served_tables(con, tier):
         before = previous_tables.get(table.key)
         months = None if since is None or before is None else _touched(con, table, since)
         if months is not None and not months:  # not rebuilt since: the same files
@@ -244,7 +278,7 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
     generations = [current, *previous]
     generations = [g for i, g in enumerate(generations) if i < KEEP or now - datetime.fromisoformat(
         g["published_at"]) < timedelta(hours=KEEP_HOURS)]
-    _swap_views(con, serving_dir, views)
+    _swap_views(con, serving_dir, views, tier.schemas)
     manifest = {
         "published_at": current["published_at"],
         "tables": {f"{s}.{t}": [str(p) for p in files] for (s, t), files in views.items()},
@@ -268,14 +302,14 @@ def _generations(serving_dir: Path) -> list[dict]:
 
 
 def _swap_views(con: duckdb.DuckDBPyConnection, serving_dir: Path,
-                views: dict[tuple[str, str], list[Path]]) -> None:
+                views: dict[tuple[str, str], list[Path]], schemas: tuple[str, ...]) -> None:
     """Write a new views file next to the old one and rename it over it (atomic on POSIX)."""
     alias = f"serving_{uuid.uuid4().hex[:12]}"
     tmp = serving_dir / f".{VIEWS_FILE}.{alias}.tmp"
     con.execute(f"ATTACH {literal(str(tmp))} AS {alias} "
                 f"(STORAGE_VERSION {literal(STORAGE_VERSION)})")
     try:
-        for schema in SERVED_SCHEMAS:
+        for schema in schemas:
             con.execute(f"CREATE SCHEMA {alias}.{schema}")
         for (schema, table), files in views.items():
             paths = ", ".join(literal(str(p)) for p in files)

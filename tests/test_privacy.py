@@ -1,0 +1,93 @@
+"""Personal data stays where it belongs: the BI snapshot holds no direct identifiers, the contacts
+snapshot and the trigger exports (in their own folder) hold them for campaigns."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+from crm_assets.serving.snapshot import VIEWS_FILE
+
+EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[A-Za-z]{2,}")
+PHONE = re.compile(r"^\+?[\d\s()\-]+$")  # and 10 digits or more (not a date)
+
+
+def _values(views: Path) -> dict[str, list[str]]:
+    """Every value of every column of every table of a snapshot, as text, by ``table.column``."""
+    con = duckdb.connect(str(views), read_only=True)
+    try:
+        columns = con.execute(
+            "SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND NOT internal").fetchall()
+        return {f"{t}.{c}": [r[0] for r in con.execute(
+                    f'SELECT DISTINCT CAST("{c}" AS VARCHAR) FROM {t} WHERE "{c}" IS NOT NULL'
+                ).fetchall()] for t, c in columns}
+    finally:
+        con.close()
+
+
+def _personal(project) -> tuple[set[str], set[str]]:
+    """The names and birth dates of the fixture's people, from the warehouse (every version)."""
+    names = {v.lower() for r in project.query(
+        "SELECT first_name, last_name FROM raw.customers") for v in r if v and len(v) > 1}
+    births = {str(r[0]) for r in project.query(
+        "SELECT birth_date FROM core.customers WHERE birth_date IS NOT NULL")}
+    return names, births
+
+
+def _leaks(values: dict[str, list[str]], names: set[str], births: set[str]) -> dict[str, list]:
+    found: dict[str, list] = {}
+    for column, seen in values.items():
+        bad = [v for v in seen if EMAIL.search(v) or v.lower() in names
+               or (PHONE.match(v) and sum(ch.isdigit() for ch in v) >= 10)
+               or (column.endswith("birth_date") and v in births)]
+        if bad:
+            found[column] = bad
+    return found
+
+
+def test_the_bi_snapshot_holds_no_e_mail_phone_name_or_birth_date(built):
+    names, births = _personal(built)
+    assert {"иван", "петров", "анна"} <= names  # the fixture's people, so the scan can fail
+    bi = _values(built.settings.serving_path / VIEWS_FILE)
+    assert _leaks(bi, names, births) == {}
+    assert not any(c.split(".")[-1] in ("email", "phone", "first_name", "last_name",
+                                          "birth_date", "name_key") for c in bi)
+    # what BI needs stays: ids, gender, city, consents, age, reachability, segments
+    for column in ("core.customers.customer_id", "core.customers.gender", "core.customers.city",
+                   "core.customers.email_opt_in", "core.customer_features.age",
+                   "core.customer_features.is_email_reachable",
+                   "segments.croissant_buyers.customer_id"):
+        assert column in bi, column
+    # the same scan finds them in the contacts snapshot, which serves exactly that
+    contacts = _values(built.settings.contacts_path / VIEWS_FILE)
+    assert set(_leaks(contacts, names, births)) >= {
+        "core.customers.email", "core.customers.phone", "core.customers.first_name",
+        "core.customers.last_name", "core.customers.birth_date"}
+    assert {c.rsplit(".", 1)[0] for c in contacts} == {"core.customers"}
+    # two folders, so file permissions can keep BI users out of the contacts
+    serving, folder = built.settings.serving_path.resolve(), built.settings.contacts_path.resolve()
+    assert serving not in folder.parents and folder not in serving.parents
+    # the trigger exports hold e-mail addresses: beside the contacts, never under BI's folder
+    exports = list(folder.rglob("*.csv"))
+    assert exports and not list(serving.rglob("*.csv"))
+
+
+def test_a_new_definition_outputting_contacts_is_withheld_from_bi(built, tmp_path):
+    """The rule is by column, whatever table holds it: a segment that selects e-mail and phone
+    (for a hurried export, say) publishes them to the contacts tier only."""
+    project = built.copy(tmp_path)
+    (project.sql_dir / "segments" / "moscow_contacts.sql").write_text(
+        "-- grain: [customer_id]\n"
+        "select customer_id, email, phone, first_name, city from core.customers\n"
+        "where city = 'Москва'\n", encoding="utf-8")
+    result = project.build(as_of=project.settings.partition_start.replace(day=12))
+    assert result.success, result.error
+    assert project.scalar("SELECT count(email) FROM segments.moscow_contacts") > 0
+    names, births = _personal(project)
+    bi = _values(project.settings.serving_path / VIEWS_FILE)
+    assert "segments.moscow_contacts.city" in bi
+    assert "segments.moscow_contacts.email" not in bi
+    assert _leaks(bi, names, births) == {}
