@@ -16,6 +16,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``freshness_hours`` | (``[tool.crm.freshness_hours]``) | :data:`DEFAULT_FRESHNESS_HOURS` |
 | ``max_reject_rate`` | ``CRM_MAX_REJECT_RATE``, ``[tool.crm.max_reject_rate]`` | 0.2 |
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
+| ``suppression_key_file`` | ``CRM_SUPPRESSION_KEY_FILE`` | ``suppression.key`` by the warehouse |
 | ``contacts_dir`` | ``CRM_CONTACTS_DIR`` | ``contacts`` next to the warehouse file (campaigns) |
 | ``earliest_plausible_date`` | ``CRM_EARLIEST_DATE`` | ``1990-01-01`` (before: placeholders) |
 | ``currency_code``, ``currency_symbol`` | ``CRM_CURRENCY``, ``CRM_CURRENCY_SYMBOL`` | RUB, ₽ |
@@ -100,6 +101,8 @@ class Settings:
     """Where BI reads a published snapshot (:mod:`crm_assets.serving.snapshot`); default: next to
     the warehouse file."""
 
+    suppression_key_file: Path | None = None
+    """The secret of erased people's keyed hashes; default ``suppression.key`` by the warehouse."""
     contacts_dir: Path | None = None
     """Where campaign tools read the contacts snapshot and the trigger exports; default: next to
     the warehouse file."""
@@ -111,6 +114,12 @@ class Settings:
     @property
     def contacts_path(self) -> Path:
         return self.contacts_dir or self.warehouse_path.parent / "contacts"
+
+    @property
+    def suppression_key_path(self) -> Path:
+        """The key of erased people's hashes (:mod:`crm_assets.warehouse.suppression`):
+        ``CRM_SUPPRESSION_KEY_FILE``, else ``suppression.key`` next to the warehouse file."""
+        return self.suppression_key_file or self.warehouse_path.parent / "suppression.key"
 
     @property
     def alert_log_path(self) -> Path:
@@ -161,6 +170,7 @@ def load_settings(**overrides) -> Settings:
     landing = Path(pick("landing_dir", "CRM_LANDING_DIR", "landing"))
     serving = pick("serving_dir", "CRM_SERVING_DIR", None)
     contacts = pick("contacts_dir", "CRM_CONTACTS_DIR", None)
+    key_file = os.environ.get("CRM_SUPPRESSION_KEY_FILE")  # never in pyproject.toml
     alert_log = pick("alert_log", "CRM_ALERT_LOG", None)
     cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.json"))
     cache_path = None if cache.lower() in ("off", "none", "false", "0") else Path(cache)
@@ -198,6 +208,7 @@ def load_settings(**overrides) -> Settings:
         clv_monthly_discount_rate=float(clv.get("monthly_discount_rate", 0.01)),
         serving_dir=None if serving is None else (
             Path(serving) if Path(serving).is_absolute() else project_dir / serving),
+        suppression_key_file=Path(key_file) if key_file else None,
         contacts_dir=None if contacts is None else (
             Path(contacts) if Path(contacts).is_absolute() else project_dir / contacts),
     )

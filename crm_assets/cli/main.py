@@ -25,6 +25,7 @@ from crm_assets.cli.inspect import (
 from crm_assets.cli.instance import cmd_dev
 from crm_assets.cli.run import (
     cmd_build,
+    cmd_erase,
     cmd_generate,
     cmd_nightly,
     cmd_plan,
@@ -148,6 +149,17 @@ def _add_other_commands(sub) -> None:
     p.set_defaults(func=cmd_spark)
 
     add_clv_commands(sub)
+
+    p = sub.add_parser("erase", help="erase one person from every layer, snapshot and export, "
+                                     "and keep later files from bringing them back")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer", help="the warehouse's customer_id (merged-away ids resolve)")
+    who.add_argument("--source-id", help="a source system's customer id")
+    who.add_argument("--email", help="an e-mail address, as any record had it")
+    who.add_argument("--phone", help="a phone number, in any format")
+    p.add_argument("--reason", help="why (recorded in meta.erasures), e.g. a request number")
+    _quiet(p)
+    p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("dev", help="the Dagster UI (dagster dev) on this project and instance")
     p.add_argument("dagster_args", nargs="*", help="passed to dagster dev as given, e.g. -p 3001")

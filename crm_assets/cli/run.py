@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -17,7 +18,14 @@ from crm_assets.cli.inspect import print_summary, reading
 from crm_assets.cli.instance import ensure_dagster_home
 from crm_assets.cli.progress import Progress
 from crm_assets.defs.definitions import build_definitions
-from crm_assets.defs.runs import BuildResult, build_all, nightly, rebuild_history, watching
+from crm_assets.defs.runs import (
+    BuildResult,
+    build_all,
+    erase,
+    nightly,
+    rebuild_history,
+    watching,
+)
 from crm_assets.settings import Settings, load_settings
 from crm_assets.tools.plan import apply_plan, make_plan
 from crm_assets.tools.status import collect_status, format_status
@@ -76,6 +84,33 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     print(f"nightly run for {day} done in {time.perf_counter() - started:.1f} s "
           f"(run {result.run_id})")
     return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    """One erasure request; prints what was erased (counts and ids, never the contact)."""
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    selector, value = next((s, v) for s, v in (
+        ("customer", args.customer), ("source_id", args.source_id), ("email", args.email),
+        ("phone", args.phone)) if v is not None)
+    with showing_progress(args):
+        result = erase(settings, selector, value, args.reason)
+    if not result.success:
+        print(result.error, file=sys.stderr)
+        return 1
+
+    def show(con) -> int:
+        erasure_id, ids, sources, deleted = con.execute(
+            "SELECT erasure_id, customer_ids, source_records, rows_deleted FROM meta.erasures "
+            "WHERE run_id = ?", [result.run_id]).fetchone()
+        rows = sum(json.loads(deleted).values())
+        print(f"erasure {erasure_id}: " + (
+            f"person {', '.join(map(str, ids))}: {sources} source record(s), {rows} row(s) "
+            "deleted; snapshots republished, exports rewritten" if ids or sources else
+            "nobody found; what was given is suppressed for later files"))
+        return 0
+
+    return reading(settings, show)
 
 
 def cmd_segment_history(args: argparse.Namespace) -> int:

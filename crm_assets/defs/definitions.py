@@ -13,6 +13,7 @@ from crm_assets.defs.alerts import build_alert_sensors
 from crm_assets.defs.checks import build_freshness_checks
 from crm_assets.defs.clv import build_clv_fit_asset
 from crm_assets.defs.contacts import build_contact_checks
+from crm_assets.defs.erasure import ERASE_JOB, build_erasure_job
 from crm_assets.defs.identity import build_identity_asset
 from crm_assets.defs.jobs import NIGHTLY, build_jobs
 from crm_assets.defs.marts import build_event_daily_counts
@@ -52,6 +53,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     assets.append(build_contacts_asset(settings))
     freshness_checks = build_freshness_checks(settings, pool=POOL)
     jobs = build_jobs(catalog, settings, freshness_checks, partitions_def)
+    jobs[ERASE_JOB] = build_erasure_job(settings)
     landing = build_landing_sensor(settings, jobs[NIGHTLY])
     return dg.Definitions(
         # One process per run, not per step: DuckDB takes one writer, so the pool runs the steps

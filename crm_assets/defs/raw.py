@@ -38,7 +38,8 @@ def _raw_asset(name: str, settings: Settings) -> dg.AssetsDefinition:
             try:
                 load = load_source(con, name, settings.input_dir,
                                    landing_dir=settings.landing_dir, run_id=context.run.run_id,
-                                   set_refused_aside=True)
+                                   set_refused_aside=True,
+                                   suppression_key=settings.suppression_key_path)
             except SourceFileError as err:  # a required table with no file at all
                 raise dg.Failure(str(err)) from err
             waiting = refused_awaiting(con, name, context.run.run_id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
+import duckdb
 from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
 from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
@@ -25,12 +26,14 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 from crm_assets.defs.alerts import alert_run, step_failure_message
 from crm_assets.defs.clv import CALIBRATION_END_TAG, FIT_JOB
 from crm_assets.defs.definitions import build_definitions
+from crm_assets.defs.erasure import ERASE_JOB
 from crm_assets.defs.jobs import NIGHTLY
 from crm_assets.defs.partitions import AS_OF_TAG, FULL_REFRESH_TAG, partition_range_tags
 from crm_assets.defs.recovery import PROCESS_TAG, recover_dead_runs, this_process
 from crm_assets.defs.schedules import nightly_request
 from crm_assets.settings import Settings
 from crm_assets.warehouse.connection import connect
+from crm_assets.warehouse.suppression import hash_value, read_key
 
 
 @dataclass
@@ -209,6 +212,27 @@ def fit_clv(settings: Settings, as_of: date, calibration_end: date | None = None
         tags[CALIBRATION_END_TAG] = calibration_end.isoformat()
     return run_job(defs, FIT_JOB, instance=instance or dg.DagsterInstance.get(), tags=tags,
                    log_level=log_level, settings=settings)
+
+
+def erase(settings: Settings, selector: str, value: str, reason: str | None = None, *,
+          instance: dg.DagsterInstance | None = None,
+          definitions: dg.Definitions | None = None) -> BuildResult:
+    """The ``erase_person`` job for one person: ``selector`` customer with ``value`` a
+    customer_id, or source_id / email / phone with ``value`` as given (hashed here, with the
+    suppression key, so only the hash enters the run's config)."""
+    defs = definitions or build_definitions(settings)
+    if selector != "customer":
+        key = read_key(settings.suppression_key_path, create=True)
+        with duckdb.connect() as con:
+            hashed = hash_value(con, key, selector, value)
+        if hashed is None:
+            return BuildResult(False, "", f"not a usable {selector.replace('_', ' ')}: "
+                                          "nothing to erase or suppress", [])
+        value = hashed
+    config = {"selector": selector, "value": value, "reason": reason}
+    return run_job(defs, ERASE_JOB, instance=instance or dg.DagsterInstance.get(),
+                   log_level="WARNING", settings=settings,
+                   run_config={"ops": {"erase": {"config": config}}})
 
 
 def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,

@@ -22,6 +22,7 @@ from crm_assets.ingest.files import SourceFile, file_sha256, source_files
 from crm_assets.ingest.reader import read_source_file
 from crm_assets.quoting import identifier
 from crm_assets.warehouse.connection import table_exists, transaction
+from crm_assets.warehouse.suppression import drop_suppressed
 from crm_assets.warehouse.tables import LOADED_FILES, REFUSED_FILES
 
 REFUSED_FOLDER = "_refused"
@@ -73,7 +74,8 @@ class SourceLoad:
 
 def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: Path,
                      *, name: str | None = None, run_id: str | None = None,
-                     loaded_at: datetime | None = None) -> LoadResult:
+                     loaded_at: datetime | None = None,
+                     suppression_key: Path | None = None) -> LoadResult:
     """Append one file to ``raw.<source>`` unless a file with the same bytes was loaded before.
 
     All or nothing: the rows and the ``meta.loaded_files`` entry commit in one transaction.
@@ -81,6 +83,9 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
     Args:
         name: what ``_source_file`` records (default: the file name), e.g. ``orders/2026-07.csv``.
         loaded_at: the ``_loaded_at`` instant (default: now); freshness is measured from it.
+        suppression_key: the file of the key erased people's hashes were made with; rows of
+            erased people are dropped in the file's transaction
+            (:mod:`~crm_assets.warehouse.suppression`).
 
     Raises:
         SourceFileError: the file is refused (nothing of it was loaded).
@@ -106,9 +111,10 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
                 [name, sha, loaded_at])
         finally:
             con.unregister("_incoming")
-        con.execute(f"INSERT INTO {LOADED_FILES.name} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        suppressed = drop_suppressed(con, source.name, sha, suppression_key)
+        con.execute(f"INSERT INTO {LOADED_FILES.name} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [source.name, name, sha, read.rows.num_rows, loaded_at, run_id,
-                     stat.st_size, stat.st_mtime_ns])
+                     stat.st_size, stat.st_mtime_ns, suppressed])
     return LoadResult(source.name, name, read.rows.num_rows, skipped=False,
                       parse_errors=read.parse_errors, ignored_columns=read.ignored_columns,
                       encoding=read.encoding, delimiter=read.delimiter)
@@ -141,7 +147,8 @@ def set_aside(con: duckdb.DuckDBPyConnection, f: SourceFile, reason: str,
 def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
                 *, landing_dir: Path | None = None, run_id: str | None = None,
                 files: Iterable[SourceFile] | None = None,
-                set_refused_aside: bool = False) -> SourceLoad:
+                set_refused_aside: bool = False,
+                suppression_key: Path | None = None) -> SourceLoad:
     """Load every not-yet-loaded file of ``table``, each in its own transaction.
 
     A file recorded under the same name with the same size and modification time is skipped
@@ -175,7 +182,8 @@ def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
             out.results.append(LoadResult(source.name, f.name, 0, skipped=True))
             continue
         try:
-            out.results.append(load_source_file(con, source, f.path, name=f.name, run_id=run_id))
+            out.results.append(load_source_file(con, source, f.path, name=f.name, run_id=run_id,
+                                                suppression_key=suppression_key))
         except SourceFileError as err:
             out.refused_files.append(set_aside(con, f, str(err), run_id) if set_refused_aside
                                      else Refused(f.name, str(err)))

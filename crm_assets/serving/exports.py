@@ -61,3 +61,30 @@ def write_trigger_exports(con: duckdb.DuckDBPyConnection, event: str, folder: Pa
     if up_to_batch is not None:
         set_watermark(con, f"exports.{event}", f"events.{event}", up_to_batch)
     return written
+
+
+def scrub_exports(contacts_dir: Path, customer_ids: list[int]) -> int:
+    """Rewrite every trigger export file holding one of ``customer_ids`` without their rows (each
+    file replaced whole, by a rename); how many files were rewritten. An erasure calls it."""
+    root = contacts_dir / "exports"
+    files = sorted(root.glob("*/*.csv"))
+    if not customer_ids or not files:
+        return 0
+    ids = ", ".join(str(int(i)) for i in customer_ids)
+    con = duckdb.connect()
+    try:
+        con.execute("SET python_enable_replacements = false")
+        listed = ", ".join(literal(str(f)) for f in files)
+        holding = [Path(r[0]) for r in con.execute(
+            f"SELECT DISTINCT filename FROM read_csv([{listed}], filename = true, header = true, "
+            f"all_varchar = true, union_by_name = true) WHERE TRY_CAST(customer_id AS BIGINT) "
+            f"IN ({ids})").fetchall()]
+        for path in holding:
+            tmp = path.with_name(f".{path.name}.tmp")
+            con.execute(f"COPY (SELECT * FROM read_csv({literal(str(path))}, header = true, "
+                        f"all_varchar = true) WHERE TRY_CAST(customer_id AS BIGINT) "
+                        f"NOT IN ({ids})) TO {literal(str(tmp))} (HEADER)")
+            tmp.replace(path)
+    finally:
+        con.close()
+    return len(holding)

@@ -13,9 +13,10 @@ of an event table (by ``event_date``), is fingerprinted inside DuckDB (its colum
 the sum of its rows' hashes; one scan); a Parquet file is named by its fingerprint and written only
 when no file of that name exists, all of a table's changed parts by one ``COPY``. Files that
 no snapshot of the last :data:`KEEP` publishes or of the last :data:`KEEP_HOURS` hours uses are
-deleted, so a reader that opened one of those still finds its files. A DuckDB process keeps the
-database it opened (its connections to one path share an instance): a BI tool sees a new snapshot
-once it has closed its connections to the old one and reconnects.
+deleted, so a reader that opened one of those still finds its files. After an erasure, the
+snapshots before it expire :data:`KEEP_HOURS` later whatever follows (``expire_previous``).
+A DuckDB process keeps the database it opened (its connections to one path share an instance):
+a BI tool sees a new snapshot once it has closed its connections to the old one and reconnects.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ class _Table:
 
 
 def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None = None,
-            tier: Tier = BI) -> PublishResult:
+            tier: Tier = BI, *, expire_previous: bool = False) -> PublishResult:
     """Publish what ``tier`` serves of ``con``'s warehouse to ``serving_dir``.
 
     Args:
@@ -247,6 +248,9 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
             whose last build (``meta.built_versions``) is not newer keeps its files unread; a
             table that records batches (``_batch``, or ``meta.event_days`` for events) has only
             the months it touched fingerprinted again. ``None``: fingerprint every table.
+        expire_previous: the snapshots before this one expire :data:`KEEP_HOURS` from now, however
+            few publishes follow (an erasure: they hold the erased person; sessions open on
+            them keep working until then).
     """
     serving_dir = serving_dir.resolve()
     data = serving_dir / "data"
@@ -275,9 +279,15 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
     previous = _generations(serving_dir)
     if previous and previous[0]["files"] == current["files"]:
         previous.pop(0)  # nothing changed: not a new snapshot, the same one published again
-    generations = [current, *previous]
-    generations = [g for i, g in enumerate(generations) if i < KEEP or now - datetime.fromisoformat(
-        g["published_at"]) < timedelta(hours=KEEP_HOURS)]
+    if expire_previous:
+        expiry = (now + timedelta(hours=KEEP_HOURS)).isoformat()
+        previous = [{**g, "expires_at": min(g.get("expires_at") or expiry, expiry)}
+                    for g in previous]
+    generations = [current, *[
+        g for i, g in enumerate(previous, 1)
+        if (i < KEEP or now - datetime.fromisoformat(g["published_at"]) < timedelta(
+            hours=KEEP_HOURS))
+        and not (g.get("expires_at") and datetime.fromisoformat(g["expires_at"]) <= now)]]
     _swap_views(con, serving_dir, views, tier.schemas)
     manifest = {
         "published_at": current["published_at"],
@@ -295,7 +305,8 @@ def _generations(serving_dir: Path) -> list[dict]:
     """The snapshots the last publish kept, newest first (none if its manifest is unreadable)."""
     try:
         manifest = json.loads((serving_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-        return [{"published_at": str(g["published_at"]), "files": list(g["files"])}
+        return [{"published_at": str(g["published_at"]), "files": list(g["files"]),
+                 **({"expires_at": str(g["expires_at"])} if g.get("expires_at") else {})}
                 for g in manifest.get("generations", [])]
     except (OSError, ValueError, KeyError, TypeError):
         return []

@@ -75,7 +75,7 @@ LOADED_FILES = FrameworkTable(
     (_c("table_name", "VARCHAR", True), _c("source_file", "VARCHAR", True),
      _c("file_sha256", "VARCHAR", True), _c("row_count", "BIGINT", True),
      _c("loaded_at", TIMESTAMPTZ, True), _c("run_id", "VARCHAR"), _c("file_size", "BIGINT"),
-     _c("file_mtime_ns", "BIGINT")),
+     _c("file_mtime_ns", "BIGINT"), _c("suppressed_rows", "BIGINT")),
     primary_key=("table_name", "file_sha256"),
     description="Every file loaded into raw, once by its sha256, in the transaction of its rows; "
                 "its size and modification time let a later run skip it without reading it.")
@@ -244,11 +244,29 @@ CLV_MODELS = FrameworkTable(
                 "parameters, log-likelihoods, the sample, the holdout check and the libraries; "
                 "core.customer_predictions scores with the latest fitted up to its as-of day.")
 
+ERASURES = FrameworkTable(
+    "meta.erasures",
+    (_c("erasure_id", "VARCHAR", True), _c("requested_at", TIMESTAMPTZ, True),
+     _c("reason", "VARCHAR"), _c("selector", "VARCHAR", True),
+     _c("customer_ids", "BIGINT[]", True), _c("source_records", "BIGINT", True),
+     _c("rows_deleted", "JSON", True), _c("run_id", "VARCHAR")),
+    primary_key=("erasure_id",),
+    description="Every erasure request (crm erase): when, why, how the person was named "
+                "(customer, source_id, email or phone; never the value), the warehouse ids "
+                "erased and the rows deleted per table. No personal data.")
+
+SUPPRESSIONS = FrameworkTable(
+    "meta.suppressions",
+    (_c("kind", "VARCHAR", True), _c("key_hash", "VARCHAR", True), _c("erasure_id", "VARCHAR")),
+    primary_key=("kind", "key_hash"),
+    description="Keyed hashes of what erased people were known by (source ids, e-mail keys, "
+                "phones, order ids): rows carrying one are dropped as their file loads.")
+
 FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
     LOADED_FILES, REFUSED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS,
     REJECTS, CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,
     BUILT_VERSIONS, IDENTITY_EVIDENCE, EMAIL_ADDRESSES, PHONE_NUMBERS, EVENT_DAYS, CHANGED_PARTS,
-    CLV_MODELS,
+    CLV_MODELS, ERASURES, SUPPRESSIONS,
 )
 
 MONTH_COLUMNS: tuple[str, ...] = ("event_date", "ordered_at", "occurred_at", "started_at")
