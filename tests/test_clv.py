@@ -135,6 +135,16 @@ def test_expected_purchases_is_the_papers_equation_10_and_stable_for_frequent_bu
     # someone who bought every week until last week is expected to buy about weekly
     many = models.expected_purchases(p, 10.0, 300, 300, 301)[()]
     assert math.isfinite(many) and 8 < many < 11
+    # a nearly degenerate dropout distribution (a, b large: what a fit of homogeneous buyers
+    # reaches), a new buyer and a year ahead: the paper's form is NaN, ours is finite, grows
+    # with the horizon, and is what the limit (everyone's dropout probability a/(a+b)) gives
+    flat = models.BgNbd(r=0.76, alpha=4.19, a=350.0, b=1e5)
+    flatter = models.BgNbd(r=0.76, alpha=4.19, a=3500.0, b=1e6)
+    year = [models.expected_purchases(flat, t, [0, 3], [0, 1], [0.5, 1.5]) for t in (4, 13, 52)]
+    assert all(np.all(np.isfinite(y)) for y in year)
+    assert np.all(year[0] < year[1]) and np.all(year[1] < year[2])
+    assert year[2] == pytest.approx(
+        models.expected_purchases(flatter, 52, [0, 3], [0, 1], [0.5, 1.5]), rel=0.01)
 
 
 def test_gamma_gamma_expected_spend_by_hand():

@@ -31,6 +31,7 @@ from crm_assets.cli.run import (
     cmd_plan,
     cmd_segment_history,
     cmd_status,
+    cmd_unmerge,
 )
 from crm_assets.tools.dialects import TARGETS
 
@@ -160,6 +161,16 @@ def _add_other_commands(sub) -> None:
     p.add_argument("--reason", help="why (recorded in meta.erasures), e.g. a request number")
     _quiet(p)
     p.set_defaults(func=cmd_erase)
+
+    p = sub.add_parser("unmerge", help="split source records off a person into a new one (a "
+                                       "wrong merge), and keep identity from joining them again")
+    p.add_argument("--customer", type=int, required=True, help="the person's customer_id")
+    p.add_argument("--records", required=True, help="source record ids to split off: SRC1,SRC2")
+    p.add_argument("--reason", help="why (recorded in meta.customer_unmerges)")
+    p.add_argument("--day", help="the nightly run that follows, for this day (default: the last "
+                                 "as-of day computed)")
+    _quiet(p)
+    p.set_defaults(func=cmd_unmerge)
 
     p = sub.add_parser("dev", help="the Dagster UI (dagster dev) on this project and instance")
     p.add_argument("dagster_args", nargs="*", help="passed to dagster dev as given, e.g. -p 3001")

@@ -24,6 +24,7 @@ from crm_assets.defs.runs import (
     erase,
     nightly,
     rebuild_history,
+    unmerge,
     watching,
 )
 from crm_assets.settings import Settings, load_settings
@@ -108,6 +109,29 @@ def cmd_erase(args: argparse.Namespace) -> int:
             f"person {', '.join(map(str, ids))}: {sources} source record(s), {rows} row(s) "
             "deleted; snapshots republished, exports rewritten" if ids or sources else
             "nobody found; what was given is suppressed for later files"))
+        return 0
+
+    return reading(settings, show)
+
+
+def cmd_unmerge(args: argparse.Namespace) -> int:
+    """Split records off a person, then the nightly run that re-keys what depends on them."""
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    records = [r for r in args.records.split(",") if r.strip()]
+    with showing_progress(args):
+        result = unmerge(settings, args.customer, records, args.reason,
+                         day=date.fromisoformat(args.day) if args.day else None)
+    if not result.success:
+        print(result.error, file=sys.stderr)
+        return 1
+
+    def show(con) -> int:
+        person, new_id, n = con.execute(
+            "SELECT customer_id, new_customer_id, records FROM meta.customer_unmerges "
+            "ORDER BY unmerged_at DESC LIMIT 1").fetchone()
+        print(f"person {person}: {n} record(s) split off as person {new_id}; identity will not "
+              "join them again")
         return 0
 
     return reading(settings, show)

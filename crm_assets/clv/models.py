@@ -149,20 +149,46 @@ def expected_purchases(params: BgNbd, t: ArrayLike, x: ArrayLike, t_x: ArrayLike
                        T: ArrayLike) -> np.ndarray:  # noqa: N803
     """E[purchases in the next ``t`` weeks | x, t_x, T] (Fader, Hardie & Lee 2005, equation 10).
 
-    The hypergeometric term is evaluated after Euler's transformation,
-    ``(1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, whose
-    parameters stay small for any ``x``: the paper's form multiplies a vanishing power by a
-    diverging series for frequent buyers and loses every digit.
+    The paper's term ``(1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)``, ``z = t/(alpha+T+t)``,
+    multiplies a vanishing power by a diverging series for frequent buyers and for a nearly
+    degenerate dropout distribution (large a and b), and SciPy returns NaN for it. So it is
+    evaluated as one of two equal forms, whichever has its argument in [-1, 1):
+
+    * Pfaff: ``2F1(r+x, a-1; a+b+x-1; -t/(alpha+T))`` while ``t <= alpha + T``;
+    * Euler: ``(1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)`` beyond;
+
+    each falling back to the other, then to the paper's form, where it is not finite (they agree
+    to 1e-14 where both are; the tests check the result against the paper's form).
     """
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     t, x, t_x, T = (np.asarray(v, dtype=float) for v in (t, x, t_x, T))
+    shape = np.broadcast(r, alpha, a, b, t, x, t_x, T).shape
+    r, alpha, a, b, t, x, T = (np.broadcast_to(v, shape) for v in (r, alpha, a, b, t, x, T))
+    w = -t / (alpha + T)
     z = t / (alpha + T + t)
+    series = np.full(shape, np.nan)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        series = (1 - z) ** (a - 1) * special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+        for form, rows in ((_pfaff, w >= -1), (_euler, w < -1), (_pfaff, None), (_euler, None),
+                           (_paper, None)):
+            rows = ~np.isfinite(series) if rows is None else rows
+            if rows.any():
+                series[rows] = form(r[rows], a[rows], b[rows], x[rows], w[rows], z[rows])
         numerator = (a + b + x - 1) / (a - 1) * (1 - series)
         odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300)
                         * np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + t_x))), 0.0)
         return numerator / (1 + odds)
+
+
+def _pfaff(r, a, b, x, w, z):
+    return special.hyp2f1(r + x, a - 1, a + b + x - 1, w)
+
+
+def _euler(r, a, b, x, w, z):
+    return (1 - z) ** (a - 1) * special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+
+
+def _paper(r, a, b, x, w, z):
+    return (1 - z) ** (r + x) * special.hyp2f1(r + x, b + x, a + b + x - 1, z)
 
 
 def discounted_purchases(params: BgNbd, months: int, monthly_discount_rate: float,

@@ -29,6 +29,7 @@ from crm_assets.defs.serving import (
     build_trigger_exports,
 )
 from crm_assets.defs.sql_assets import build_catalog_assets, producers
+from crm_assets.defs.unmerge import UNMERGE_JOB, build_unmerge_job
 from crm_assets.project import load_project_catalog
 from crm_assets.settings import Settings, load_settings
 
@@ -54,6 +55,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     freshness_checks = build_freshness_checks(settings, pool=POOL)
     jobs = build_jobs(catalog, settings, freshness_checks, partitions_def)
     jobs[ERASE_JOB] = build_erasure_job(settings)
+    jobs[UNMERGE_JOB] = build_unmerge_job()
     landing = build_landing_sensor(settings, jobs[NIGHTLY])
     return dg.Definitions(
         # One process per run, not per step: DuckDB takes one writer, so the pool runs the steps

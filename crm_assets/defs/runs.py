@@ -31,6 +31,7 @@ from crm_assets.defs.jobs import NIGHTLY
 from crm_assets.defs.partitions import AS_OF_TAG, FULL_REFRESH_TAG, partition_range_tags
 from crm_assets.defs.recovery import PROCESS_TAG, recover_dead_runs, this_process
 from crm_assets.defs.schedules import nightly_request
+from crm_assets.defs.unmerge import UNMERGE_JOB
 from crm_assets.settings import Settings
 from crm_assets.warehouse.connection import connect
 from crm_assets.warehouse.suppression import hash_value, read_key
@@ -233,6 +234,24 @@ def erase(settings: Settings, selector: str, value: str, reason: str | None = No
     return run_job(defs, ERASE_JOB, instance=instance or dg.DagsterInstance.get(),
                    log_level="WARNING", settings=settings,
                    run_config={"ops": {"erase": {"config": config}}})
+
+
+def unmerge(settings: Settings, customer_id: int, records: list[str], reason: str | None = None,
+            *, day: date | None = None, instance: dg.DagsterInstance | None = None,
+            definitions: dg.Definitions | None = None) -> BuildResult:
+    """The ``unmerge_person`` job, then the nightly run for ``day`` (default: the last as-of day
+    segments were computed for), which re-keys what depends on identity."""
+    defs = definitions or build_definitions(settings)
+    instance = instance or dg.DagsterInstance.get()
+    config = {"customer_id": customer_id, "records": records, "reason": reason}
+    result = run_job(defs, UNMERGE_JOB, instance=instance, log_level="WARNING",
+                     settings=settings, run_config={"ops": {"unmerge": {"config": config}}})
+    if not result.success:
+        return result
+    if day is None:
+        with connect(settings.warehouse_path, read_only=True) as con:
+            day = con.execute("SELECT max(as_of_date) FROM meta.segment_runs").fetchone()[0]
+    return nightly(settings, day or settings.yesterday(), instance=instance, definitions=defs)
 
 
 def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,

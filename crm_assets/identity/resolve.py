@@ -146,6 +146,7 @@ def _components(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(sql.RECORDS_SQL)
     con.execute(sql.USABLE_SQL)
     con.execute(sql.CONFIRMED_SQL)
+    con.execute(sql.SPLIT_EDGES_SQL)  # an unmerge's two sides are never linked directly
     con.execute(sql.NODES_SQL)
     con.execute(sql.EDGES_SQL)
     con.execute(
@@ -164,8 +165,20 @@ def _components(con: duckdb.DuckDBPyConnection) -> int:
     return iterations
 
 
+def _conflict(tokens: set[tuple]) -> bool:
+    """Whether records holding ``tokens`` cannot be one person: two known birth dates, or both
+    sides of one unmerge (``crm unmerge``)."""
+    births = {t for t in tokens if t[0] == "birth"}
+    sides: dict[str, set[str]] = {}
+    for t in tokens:
+        if t[0] == "split":
+            sides.setdefault(t[1], set()).add(t[2])
+    return len(births) > 1 or any(len(s) > 1 for s in sides.values())
+
+
 def _veto_birth_date_conflicts(con: duckdb.DuckDBPyConnection) -> int:
-    """Split the persons that would hold two different known birth dates; persons split.
+    """Split the persons that would hold two different known birth dates, or both sides of an
+    unmerge (:mod:`crm_assets.warehouse.unmerge`); persons split.
 
     A pair is never confirmed across two known birth dates, but a chain can be: namesakes sharing
     a household phone, one of them without a birth date, link a son to his father through it.
@@ -174,6 +187,9 @@ def _veto_birth_date_conflicts(con: duckdb.DuckDBPyConnection) -> int:
     union that would join two birth dates. Records that already share an id stay together (an id
     is never split). Edges refused are dropped from ``_identity_confirmed``, so ``match_rule``
     names only evidence that was used. Python runs over those components' edges only.
+
+    An unmerge's decision is kept the same way: a chain through a new record that would join the
+    records it split off with those it kept is refused at its weakest link.
     """
     conflicted = con.execute("""
         select n.node, l.label, s.birth_date, n.source_customer_id
@@ -184,11 +200,22 @@ def _veto_birth_date_conflicts(con: duckdb.DuckDBPyConnection) -> int:
             select l2.label from _identity_labels as l2
             inner join _identity_nodes as n2 using (node)
             inner join staging.customers as s2 using (source_customer_id)
-            group by l2.label having count(distinct s2.birth_date) > 1)""").fetchall()
+            group by l2.label having count(distinct s2.birth_date) > 1
+            union
+            select l3.label from _identity_labels as l3
+            inner join _identity_nodes as n3 using (node)
+            inner join meta.identity_splits as x using (source_customer_id)
+            group by l3.label, x.split_id having count(distinct x.side) > 1)""").fetchall()
     if not conflicted:
         return 0
     births = {node: birth for node, _, birth, _ in conflicted}
     source_of = {node: src for node, _, _, src in conflicted}
+    splits: dict[str, list[tuple]] = {}
+    for source, split_id, side in con.execute(
+            "select source_customer_id, split_id, side from meta.identity_splits "
+            "where source_customer_id in (select unnest($sources))",
+            {"sources": list(source_of.values())}).fetchall():
+        splits.setdefault(source, []).append(("split", split_id, side))
     priority = {rule: i for i, rule in enumerate(sql.RULE_PRIORITY)}
     edges = con.execute("""
         select na.node, nb.node, c.rule
@@ -203,7 +230,9 @@ def _veto_birth_date_conflicts(con: duckdb.DuckDBPyConnection) -> int:
         inner join _identity_nodes as n using (source_customer_id)
         where n.node in (select unnest($nodes))""", {"nodes": list(births)}).fetchall()
     parent = {node: node for node in births}
-    known = {node: {b} if b is not None else set() for node, b in births.items()}
+    known = {node: ({("birth", b)} if b is not None else set()) | set(splits.get(source_of[node],
+                                                                               ()))
+             for node, b in births.items()}
 
     def root(node: int) -> int:
         while parent[node] != node:
@@ -215,7 +244,7 @@ def _veto_birth_date_conflicts(con: duckdb.DuckDBPyConnection) -> int:
         ra, rb = root(a), root(b)
         if ra == rb:
             return True
-        if not forced and len(known[ra] | known[rb]) > 1:
+        if not forced and _conflict(known[ra] | known[rb]):
             return False
         low, high = min(ra, rb), max(ra, rb)
         parent[high] = low

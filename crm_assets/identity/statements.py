@@ -132,6 +132,17 @@ from rules
 where rule is not null
 """
 
+SPLIT_EDGES_SQL = """
+delete from _identity_confirmed as c
+where exists (
+    select 1
+    from meta.identity_splits as x
+    inner join meta.identity_splits as y
+        on y.split_id = x.split_id and y.side <> x.side
+    where x.source_customer_id = c.a and y.source_customer_id = c.b
+)
+"""
+
 NODES_SQL = """
 create or replace temp table _identity_nodes as
 with touched_ids as (
@@ -283,9 +294,13 @@ fresh as (
     select
         label,
         (
+            -- every id ever handed out, merged away, erased or split off: never reused
             select greatest(
                 coalesce(max(customer_id), 0),
-                (select coalesce(max(from_customer_id), 0) from meta.customer_merges)
+                (select coalesce(max(from_customer_id), 0) from meta.customer_merges),
+                (select coalesce(max(id), 0)
+                 from (select unnest(customer_ids) as id from meta.erasures)),
+                (select coalesce(max(new_customer_id), 0) from meta.customer_unmerges)
             )
             from core.customer_identity
         ) + row_number() over (order by label) as fresh_id

@@ -77,10 +77,11 @@ def fit_clv_models(con: duckdb.DuckDBPyConnection, summary: Definition, request:
                 {"seed": request.sample_seed, "n": int(request.sample_size)})
     groups = con.execute("""SELECT frequency::DOUBLE AS x, recency_weeks AS t_x, age_weeks AS t,
                                    count(*)::DOUBLE AS n
-                            FROM _clv_sample GROUP BY ALL""").fetchnumpy()
+                            FROM _clv_sample GROUP BY ALL ORDER BY ALL""").fetchnumpy()
     bgnbd = models.fit_bgnbd(groups["x"], groups["t_x"], groups["t"], groups["n"])
     repeat = con.execute("""SELECT frequency::DOUBLE AS x, mean_repeat_spend AS m FROM _clv_sample
-                            WHERE frequency > 0 AND mean_repeat_spend > 0""").fetchnumpy()
+                            WHERE frequency > 0 AND mean_repeat_spend > 0
+                            ORDER BY customer_id""").fetchnumpy()
     spend = (models.fit_gamma_gamma(repeat["x"], repeat["m"])
              if len(repeat["x"]) >= MIN_REPEAT_CUSTOMERS else None)
     params: models.BgNbd = bgnbd.params  # type: ignore[assignment]

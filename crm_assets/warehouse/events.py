@@ -42,7 +42,12 @@ from crm_assets.warehouse.state import (
     set_watermark,
     watermark,
 )
-from crm_assets.warehouse.tables import CUSTOMER_MERGES, EVENT_DAYS
+from crm_assets.warehouse.tables import CUSTOMER_MERGES, CUSTOMER_UNMERGES, EVENT_DAYS
+
+MOVED_IDS: dict[str, str] = {CUSTOMER_MERGES.name: "from_customer_id",
+                             CUSTOMER_UNMERGES.name: "customer_id"}
+"""Where an id whose rows moved to another id is recorded (a merge, an unmerge), and its column:
+the rows a day held under that id are rewritten with the rest."""
 
 
 class EventSchemaError(RuntimeError):
@@ -80,7 +85,7 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
     existed = _ensure_table(con, d)
     late = existed and not full_refresh and built_version(con, d.table) == d.version
     seen = {dep: latest_batch(con, dep) for dep in _batched(con, d)}
-    merges = latest_batch(con, CUSTOMER_MERGES.name)
+    merges = {table: latest_batch(con, table) for table in MOVED_IDS}
     window = days_of(start, end, business_timezone)
     if (late and keep_unchanged
             and (built := _built_unchanged(con, d, window, seen, merges)) is not None):
@@ -99,7 +104,8 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
         rows_by_day = _record_days(con, d, [*window, *found[1]], batch)
         for dep, last in seen.items():
             set_watermark(con, d.table, dep, last)
-        set_watermark(con, d.table, CUSTOMER_MERGES.name, merges)
+        for table, last in merges.items():
+            set_watermark(con, d.table, table, last)
         set_built_version(con, d.table, d.version, batch, ["occurred_at"])
         record_version(con, d, run_id)
     return EventRun(rows_by_day, sorted(found[1]), found[0])
@@ -150,11 +156,11 @@ def _batched(con: duckdb.DuckDBPyConnection, d: Definition) -> list[str]:
 
 
 def _built_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, window: list[date],
-                     seen: dict[str, int], merges: int) -> dict[date, int] | None:
+                     seen: dict[str, int], merges: dict[str, int]) -> dict[date, int] | None:
     """The rows of each day of ``window`` if every one was built and nothing ``d`` reads was
     written since (a night run again); ``None`` if the window is to be built."""
-    if set(seen) != set(d.deps) or merges > watermark(con, d.table, CUSTOMER_MERGES.name) or any(
-            last > watermark(con, d.table, dep) for dep, last in seen.items()):
+    if set(seen) != set(d.deps) or any(
+            last > watermark(con, d.table, dep) for dep, last in {**seen, **merges}.items()):
         return None
     built = dict(con.execute(f"SELECT event_date, rows FROM {EVENT_DAYS.name} WHERE event = ? "
                              "AND list_contains(?, event_date)", [d.name, window]).fetchall())
@@ -162,7 +168,8 @@ def _built_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, window: list
 
 
 def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
-               seen: dict[str, int], merges: int, select: str) -> tuple[bool, list[date]]:
+               seen: dict[str, int], merges: dict[str, int], select: str
+               ) -> tuple[bool, list[date]]:
     """Rewrite the days before ``start`` whose occurrences changed; (compared whole, days)."""
     whole = set(seen) != set(d.deps)
     query = d.body
@@ -174,8 +181,8 @@ def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
     else:
         parts = [f"SELECT customer_id FROM {dep} WHERE _batch > {watermark(con, d.table, dep)}"
                  for dep in seen]
-        parts.append(f"SELECT from_customer_id FROM {CUSTOMER_MERGES.name} "
-                     f"WHERE _batch > {watermark(con, d.table, CUSTOMER_MERGES.name)}")
+        parts += [f"SELECT {column} FROM {table} WHERE _batch > {watermark(con, d.table, table)}"
+                  for table, column in MOVED_IDS.items()]
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_people AS {' UNION '.join(parts)}")
         for i, dep in enumerate(seen):
             con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_dep_{i} AS " + rows_by_rowid(

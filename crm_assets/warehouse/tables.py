@@ -262,11 +262,28 @@ SUPPRESSIONS = FrameworkTable(
     description="Keyed hashes of what erased people were known by (source ids, e-mail keys, "
                 "phones, order ids): rows carrying one are dropped as their file loads.")
 
+IDENTITY_SPLITS = FrameworkTable(
+    "meta.identity_splits",
+    (_c("split_id", "VARCHAR", True), _c("source_customer_id", "VARCHAR", True),
+     _c("side", "VARCHAR", True)),
+    description="Each unmerge's decision: the records split off ('split') and those kept "
+                "('kept') are never one person again, however later records link them.")
+
+CUSTOMER_UNMERGES = FrameworkTable(
+    "meta.customer_unmerges",
+    (_c("split_id", "VARCHAR", True), _c("customer_id", "BIGINT", True),
+     _c("new_customer_id", "BIGINT", True), _c("records", "BIGINT", True),
+     _c("reason", "VARCHAR"), _c("unmerged_at", TIMESTAMPTZ, True), _c("run_id", "VARCHAR"),
+     _c("_batch", "BIGINT")),
+    description="Every unmerge (crm unmerge): the person split, the new id the named records "
+                "took (never a reused one), how many records, why. meta.customer_merges keeps "
+                "the merges as they were.")
+
 FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
     LOADED_FILES, REFUSED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS,
     REJECTS, CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,
     BUILT_VERSIONS, IDENTITY_EVIDENCE, EMAIL_ADDRESSES, PHONE_NUMBERS, EVENT_DAYS, CHANGED_PARTS,
-    CLV_MODELS, ERASURES, SUPPRESSIONS,
+    CLV_MODELS, ERASURES, SUPPRESSIONS, IDENTITY_SPLITS, CUSTOMER_UNMERGES,
 )
 
 MONTH_COLUMNS: tuple[str, ...] = ("event_date", "ordered_at", "occurred_at", "started_at")
