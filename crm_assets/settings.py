@@ -194,7 +194,7 @@ def load_settings(**overrides) -> Settings:
                             else project_dir / cache_path),
         alert_log=None if alert_log is None else (
             Path(alert_log) if Path(alert_log).is_absolute() else project_dir / alert_log),
-        alert_webhook=pick("alert_webhook", "CRM_ALERT_WEBHOOK", None),
+        alert_webhook=os.environ.get("CRM_ALERT_WEBHOOK"),  # a secret: never in pyproject.toml
         lock_wait_seconds=float(pick("lock_wait_seconds", "CRM_LOCK_WAIT_SECONDS", 120)),
         lifecycle={k: int(v) for k, v in tool.get("lifecycle", {}).items()},
         plausible_days_after_load=int(pick("plausible_days_after_load",

@@ -91,3 +91,43 @@ def test_a_new_definition_outputting_contacts_is_withheld_from_bi(built, tmp_pat
     assert "segments.moscow_contacts.city" in bi
     assert "segments.moscow_contacts.email" not in bi
     assert _leaks(bi, names, births) == {}
+
+
+def test_secret_urls_are_masked():
+    from crm_assets.secrets import mask_url, scrub
+
+    assert mask_url("postgresql://crm:pa55@db:5432/crm") == "postgresql://crm:***@db:5432/crm"
+    assert mask_url("postgresql://db/crm") == "postgresql://db/crm"  # no password, nothing hidden
+    assert mask_url("https://hooks.slack.com/services/T0/B0/XyZ") == "https://hooks.slack.com/***"
+    assert mask_url("https://u:tok@example.com/h?k=1") == "https://example.com/***"
+    hook = "https://hooks.example.com/services/T0/B0/S3CRET"
+    assert scrub(f"POST {hook} failed", hook) == "POST https://hooks.example.com/*** failed"
+    assert "S3CRET" not in scrub("path /services/T0/B0/S3CRET refused", hook)
+
+
+def test_an_unreachable_run_storage_is_named_without_its_password(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
+           "DAGSTER_PG_URL": "postgresql://crm:pa55w0rd@127.0.0.1:1/test",
+           "CRM_WAREHOUSE": str(tmp_path / "w.duckdb")}
+    done = subprocess.run([str(Path(sys.executable).with_name("crm")), "status"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "pa55w0rd" not in done.stdout + done.stderr
+    assert "cannot use the run storage in PostgreSQL at postgresql+psycopg2://crm:***@127.0.0.1:1" \
+        in done.stderr
+
+
+def test_a_failing_webhook_is_logged_without_its_secret_path(tmp_path):
+    from crm_assets.defs.alerts import send
+    from crm_assets.settings import load_settings
+
+    hook = "http://127.0.0.1:1/services/T0/B0/S3CRETT0KEN"
+    settings = load_settings(project_dir=tmp_path, alert_webhook=hook,
+                             alert_log=tmp_path / "alerts.log")
+    send({"text": "crm: test"}, settings)
+    line = (tmp_path / "alerts.log").read_text(encoding="utf-8")
+    assert "webhook failed" in line and "S3CRETT0KEN" not in line

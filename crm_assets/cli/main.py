@@ -33,6 +33,7 @@ from crm_assets.cli.run import (
     cmd_status,
     cmd_unmerge,
 )
+from crm_assets.secrets import mask_url, scrub
 from crm_assets.tools.dialects import TARGETS
 
 
@@ -193,7 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["dev"]:  # everything after `crm dev` is for dagster dev, as given
         return cmd_dev(argparse.Namespace(dagster_args=argv[1:]))
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as err:  # the run storage unreachable: say so, never its password
+        if not os.environ.get("DAGSTER_PG_URL") or "postgres" not in (
+                type(err).__module__ + repr(err)).lower():
+            raise
+        print(f"cannot use the run storage in PostgreSQL at "
+              f"{mask_url(os.environ['DAGSTER_PG_URL'])}: {scrub(str(err))} "
+              f"({scrub(str(err.__cause__ or ''))})".replace(" ()", ""), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

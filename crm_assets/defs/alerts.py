@@ -23,6 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from crm_assets.secrets import scrub
 from crm_assets.settings import Settings
 
 ALERTED_TAG = "crm/alerted"
@@ -91,7 +92,7 @@ def send(message: dict, settings: Settings) -> None:
             with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
                 outcome = f"webhook answered {response.status}"
         except OSError as err:  # URLError, HTTPError, timeouts: noted, never raised
-            outcome = f"webhook failed: {err}"
+            outcome = f"webhook failed: {scrub(str(err), settings.alert_webhook)}"
     log = settings.alert_log_path
     log.parent.mkdir(parents=True, exist_ok=True)
     line = {"at": datetime.now(UTC).isoformat(timespec="seconds"), **message, "sent": outcome}

@@ -17,9 +17,10 @@ Contract
   and the redirect is written here with its evidence, so anything that kept the old id can resolve
   it through ``core.customer_id_redirects`` or :func:`resolve_customer_id` (chains included).
 
-Merges are never undone: a component that once shared an id stays together even if a later run would
-no longer link it (e.g. a contact that became shared by many names). Splitting would hand records a
-new id, which the contract forbids; a wrong merge is a data fix, not something a run decides.
+A run never undoes a merge: a component that once shared an id stays together even if a later run
+would no longer link it (e.g. a contact that became shared by many names). A wrong merge is a
+person's decision, ``crm unmerge`` (:mod:`crm_assets.warehouse.unmerge`): the records it names take
+a new id, and resolution never joins the two sides again (:func:`_veto_birth_date_conflicts`).
 
 Matching rule
 -------------
