@@ -9,6 +9,7 @@ propagation settles on, the ids assigned, and the merges recorded.
 from __future__ import annotations
 
 from crm_assets.quoting import literal
+from crm_assets.warehouse.tables import HIGHEST_ID_SQL
 
 MAX_NAMES_PER_CONTACT = 3
 """A contact value seen with more distinct ``name_key`` values than this is shared, not evidence.
@@ -293,17 +294,7 @@ components as (
 fresh as (
     select
         label,
-        (
-            -- every id ever handed out, merged away, erased or split off: never reused
-            select greatest(
-                coalesce(max(customer_id), 0),
-                (select coalesce(max(from_customer_id), 0) from meta.customer_merges),
-                (select coalesce(max(id), 0)
-                 from (select unnest(customer_ids) as id from meta.erasures)),
-                (select coalesce(max(new_customer_id), 0) from meta.customer_unmerges)
-            )
-            from core.customer_identity
-        ) + row_number() over (order by label) as fresh_id
+        ({HIGHEST_ID_SQL}) + row_number() over (order by label) as fresh_id
     from components
     where survivor is null
 ),
@@ -336,7 +327,8 @@ left join best_rule as br on br.record = m.source_customer_id
 """
 
 ASSIGN_SQL = ASSIGN_SQL_TEMPLATE.format(
-    rules="[" + ", ".join(literal(r) for r in RULE_PRIORITY) + "]", no_match=NO_MATCH
+    rules="[" + ", ".join(literal(r) for r in RULE_PRIORITY) + "]", no_match=NO_MATCH,
+    HIGHEST_ID_SQL=HIGHEST_ID_SQL.strip()
 )
 
 MERGES_SQL = """

@@ -279,6 +279,16 @@ CUSTOMER_UNMERGES = FrameworkTable(
                 "took (never a reused one), how many records, why. meta.customer_merges keeps "
                 "the merges as they were.")
 
+HIGHEST_ID_SQL = """
+select greatest(
+    (select coalesce(max(customer_id), 0) from core.customer_identity),
+    (select coalesce(max(from_customer_id), 0) from meta.customer_merges),
+    (select coalesce(max(id), 0) from (select unnest(customer_ids) as id from meta.erasures)),
+    (select coalesce(max(new_customer_id), 0) from meta.customer_unmerges)
+)"""
+"""The largest id ever handed out, merged away, erased or split off: new ids start above it, so
+no id ever names two people."""
+
 FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
     LOADED_FILES, REFUSED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS,
     REJECTS, CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,

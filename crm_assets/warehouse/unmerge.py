@@ -26,7 +26,12 @@ import duckdb
 
 from crm_assets.warehouse.connection import transaction
 from crm_assets.warehouse.state import FRAMEWORK_VERSION, next_batch, set_built_version
-from crm_assets.warehouse.tables import CUSTOMER_IDENTITY, CUSTOMER_UNMERGES, IDENTITY_SPLITS
+from crm_assets.warehouse.tables import (
+    CUSTOMER_IDENTITY,
+    CUSTOMER_UNMERGES,
+    HIGHEST_ID_SQL,
+    IDENTITY_SPLITS,
+)
 
 
 class UnmergeError(ValueError):
@@ -63,14 +68,7 @@ def unmerge(con: duckdb.DuckDBPyConnection, customer_id: int, records: list[str]
     split_id = str(uuid.uuid4())
     batch = next_batch(con)
     with transaction(con):
-        new_id = con.execute(
-            """SELECT 1 + greatest(
-                   (SELECT coalesce(max(customer_id), 0) FROM core.customer_identity),
-                   (SELECT coalesce(max(from_customer_id), 0) FROM meta.customer_merges),
-                   (SELECT coalesce(max(id), 0)
-                    FROM (SELECT unnest(customer_ids) AS id FROM meta.erasures)),
-                   (SELECT coalesce(max(new_customer_id), 0) FROM meta.customer_unmerges))"""
-        ).fetchone()[0]
+        new_id = 1 + con.execute(HIGHEST_ID_SQL).fetchone()[0]
         con.execute("UPDATE core.customer_identity SET customer_id = ?, match_rule = 'unmerged', "
                     "_batch = ? WHERE list_contains(?, source_customer_id)",
                     [new_id, batch, records])
