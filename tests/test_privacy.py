@@ -57,6 +57,7 @@ def test_the_bi_snapshot_holds_no_e_mail_phone_name_or_birth_date(built):
                                           "birth_date", "name_key") for c in bi)
     # what BI needs stays: ids, gender, city, consents, age, reachability, segments
     for column in ("core.customers.customer_id", "core.customers.gender", "core.customers.city",
+                   "core.customer_features.age_band",
                    "core.customers.email_opt_in", "core.customer_features.age",
                    "core.customer_features.is_email_reachable",
                    "segments.croissant_buyers.customer_id"):

@@ -17,6 +17,7 @@
 --     prospect (never bought), new (first order within 30 days), lapsed (nothing bought for more
 --     than 180 days), active (last order within 60 days, or three of the person's usual gaps),
 --     at_risk (in between). Thresholds: [tool.crm.lifecycle].
+--   age_band: Age in the usual marketing bands (18-24, 25-34, ... 65+); null without a birth date.
 --   preferred_channel: in_store, app, web or delivery, by number of orders.
 --   is_email_reachable: Has a valid e-mail and has opted in (and not unsubscribed since).
 with customers as (
@@ -164,6 +165,15 @@ scored as (
 
 select
     *,
+    case
+        when age < 18 then 'under 18'
+        when age < 25 then '18-24'
+        when age < 35 then '25-34'
+        when age < 45 then '35-44'
+        when age < 55 then '45-54'
+        when age < 65 then '55-64'
+        when age >= 65 then '65+'
+    end as age_band,
     case
         when orders_total = 0 then 'prospect'
         when date_diff('day', cast(timezone(business_timezone(), first_order_at) as date),
