@@ -224,13 +224,13 @@ def test_the_cdnow_purchases_through_the_input_contract_give_the_published_fit(t
     found = dict(zip([*PUBLISHED, "population", "repeat", "holdout"], row[0], strict=True))
     _within_one_percent(found)
     assert (found["population"], found["repeat"], found["holdout"]) == (2357, 946, 1882)
-    # the next night scores everyone with it
-    night = project.nightly(date(1998, 7, 1))
-    assert night.success, night.error
+    # the build itself fitted (calibrated to its as-of day minus 182 days) and scored everyone
     scored = project.query("SELECT count(*), min(p_alive) >= 0, max(p_alive) <= 1, "
                            "count(DISTINCT model_version), min(as_of_date) "
                            "FROM core.customer_predictions")
-    assert scored == [(2357, True, True, 1, date(1998, 7, 1))]
+    assert scored == [(2357, True, True, 1, day)]
+    assert project.scalar("SELECT DISTINCT m.calibration_end FROM core.customer_predictions p "
+                          "JOIN meta.clv_models m USING (model_version)") == date(1997, 12, 30)
 
 
 # ---------------------------------------------------------------------------------------------

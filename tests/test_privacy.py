@@ -76,22 +76,27 @@ def test_the_bi_snapshot_holds_no_e_mail_phone_name_or_birth_date(built):
     assert exports and not list(serving.rglob("*.csv"))
 
 
-def test_a_new_definition_outputting_contacts_is_withheld_from_bi(built, tmp_path):
+def test_a_new_table_with_contact_columns_is_withheld_from_bi(tmp_path):
     """The rule is by column, whatever table holds it: a segment that selects e-mail and phone
-    (for a hurried export, say) publishes them to the contacts tier only."""
-    project = built.copy(tmp_path)
-    (project.sql_dir / "segments" / "moscow_contacts.sql").write_text(
-        "-- grain: [customer_id]\n"
-        "select customer_id, email, phone, first_name, city from core.customers\n"
-        "where city = 'Москва'\n", encoding="utf-8")
-    result = project.build(as_of=project.settings.partition_start.replace(day=12))
-    assert result.success, result.error
-    assert project.scalar("SELECT count(email) FROM segments.moscow_contacts") > 0
-    names, births = _personal(project)
-    bi = _values(project.settings.serving_path / VIEWS_FILE)
-    assert "segments.moscow_contacts.city" in bi
-    assert "segments.moscow_contacts.email" not in bi
-    assert _leaks(bi, names, births) == {}
+    (for a hurried export, say) publishes them to no tier but contacts' own table."""
+    from crm_assets.serving.snapshot import BI, CONTACTS, publish
+    from crm_assets.warehouse import connect
+
+    with connect(tmp_path / "crm.duckdb") as con:
+        con.execute("CREATE TABLE core.customers AS SELECT 1 AS customer_id, "
+                    "'a@b.ru' AS email, 'Москва' AS city")
+        con.execute("CREATE TABLE segments.moscow_contacts AS SELECT 1 AS customer_id, "
+                    "'a@b.ru' AS email, '+79161234567' AS phone, 'Иван' AS first_name, "
+                    "'Москва' AS city")
+        publish(con, tmp_path / "serving", tier=BI)
+        publish(con, tmp_path / "contacts", tier=CONTACTS)
+    mine = ("core.customers.", "segments.moscow_contacts.")
+    bi = {c for c in _values(tmp_path / "serving" / VIEWS_FILE) if c.startswith(mine)}
+    assert bi == {"core.customers.customer_id", "core.customers.city",
+                       "segments.moscow_contacts.customer_id", "segments.moscow_contacts.city"}
+    contacts = {c for c in _values(tmp_path / "contacts" / VIEWS_FILE) if c.startswith(mine)}
+    assert contacts == {"core.customers.customer_id", "core.customers.email",
+                             "core.customers.city"}
 
 
 def test_secret_urls_are_masked():
