@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import replace
 from datetime import date
 
@@ -64,10 +66,29 @@ def test_a_run_meeting_an_outside_lock_names_the_holder_then_fails(project, monk
 
 
 def test_a_run_waits_for_an_outside_lock_that_goes_away(project):
-    holder = hold(project.settings.warehouse_path, 3)
+    holder = hold(project.settings.warehouse_path, 120)
+    known = {r.run_id for r in project.instance.get_runs()}
+
+    def release_once_the_run_waits() -> None:
+        """The holder lets go once the run has said it waits for it (however slow the machine
+        is to get there), or after two minutes."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and holder.poll() is None:
+            for run in project.instance.get_runs():
+                if run.run_id not in known and any(
+                        f"held by process {holder.pid}" in (e.user_message or "")
+                        for e in project.instance.all_logs(run.run_id)):
+                    holder.kill()
+                    return
+            time.sleep(0.2)
+        holder.kill()
+
+    watcher = threading.Thread(target=release_once_the_run_waits, daemon=True)
+    watcher.start()
     try:
         result = project.nightly(date(2025, 3, 13))
     finally:
+        watcher.join()
         holder.wait()
     assert result.success, result.error
     logs = project.instance.all_logs(result.run_id)
