@@ -189,13 +189,13 @@ def model_card(row: dict) -> str:
                       f"{row['holdout_actual']:,.0f} made "
                       f"({(row['holdout_error'] or 0):+.1%}). Mean per person by purchase days "
                       "in the calibration period:", "",
-                  "| repeat days | people | actual | predicted | |", "|---|---|---|---|---|"]
+                  "| repeat days | people | actual | predicted | actual | predicted |",
+                  "|---|---|---|---|---|---|"]
         for c in chart:
-            bars = ("█" * round(20 * c["actual_mean"] / top) + "<br>"
-                    + "░" * round(20 * c["predicted_mean"] / top))
             lines.append(f"| {c['frequency']} | {c['people']:,} | {c['actual_mean']:.2f} | "
-                         f"{c['predicted_mean']:.2f} | {bars} |")
-        lines += ["", "█ actual, ░ predicted."]
+                         f"{c['predicted_mean']:.2f} | "
+                         f"{'█' * round(20 * c['actual_mean'] / top)} | "
+                         f"{'░' * round(20 * c['predicted_mean'] / top)} |")
     else:
         lines += ["", "No holdout period: the model was fitted up to the fit's as-of day."]
     libraries = json.loads(row["libraries"])
