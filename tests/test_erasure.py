@@ -11,6 +11,7 @@ import duckdb
 
 from crm_assets.cli.main import main
 from crm_assets.serving.snapshot import MANIFEST_FILE, VIEWS_FILE
+from crm_assets.warehouse.tables import HIGHEST_ID_SQL
 
 D = date.fromisoformat
 CUSTOMERS_HEADER = ("customer_id,first_name,last_name,email,phone,gender,birth_date,city,"
@@ -165,3 +166,14 @@ def test_erase_a_merged_person_from_every_layer_and_keep_them_out(built, tmp_pat
     # after the retention delay no file under either folder holds him
     everything = sorted(serving.rglob("*.parquet")) + sorted(contacts.rglob("*.parquet"))
     assert everything and _hits(_file_values(everything)) == []
+
+
+def test_erasing_an_unknown_id_erases_nobody_and_moves_no_id(built, tmp_path, monkeypatch, capsys):
+    project = built.copy(tmp_path)
+    highest = project.scalar("SELECT max(customer_id) FROM core.customer_identity")
+    project.use_from_cli(monkeypatch)
+    assert main(["erase", "--customer", "999999", "-q"]) == 0
+    assert "nobody found" in capsys.readouterr().out
+    assert project.query("SELECT customer_ids, source_records FROM meta.erasures") == [([], 0)]
+    assert project.scalar("SELECT max(customer_id) FROM core.customer_identity") == highest
+    assert project.scalar("SELECT 1 + (" + HIGHEST_ID_SQL + ")") == highest + 1

@@ -98,9 +98,11 @@ def _collect(con: duckdb.DuckDBPyConnection, key: str, selector: str, value: str
             given = int(value)
         except ValueError as err:
             raise ErasureError(f"customer_id must be a number, not {value!r}") from err
+        # only an id the warehouse issued: an unknown one erases nobody (and, recorded in
+        # meta.erasures, would push every later new id above it)
         con.execute("""CREATE OR REPLACE TEMP TABLE _erase_start AS
-                       SELECT customer_id AS id FROM core.customer_ids WHERE any_customer_id = ?
-                       UNION SELECT ?::BIGINT""", [given, given])
+                       SELECT customer_id AS id FROM core.customer_ids WHERE any_customer_id = ?""",
+                    [given])
         con.execute("""CREATE OR REPLACE TEMP TABLE _erase_sources AS
                        SELECT DISTINCT source_customer_id AS id FROM core.customer_identity
                        WHERE customer_id IN (SELECT id FROM _erase_start)""")
