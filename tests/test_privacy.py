@@ -128,12 +128,34 @@ def test_an_unreachable_run_storage_is_named_without_its_password(tmp_path):
 
 
 def test_a_failing_webhook_is_logged_without_its_secret_path(tmp_path):
+    """The webhook answers 500 with its own path as the reason phrase, as some proxies do: the
+    error urllib raises then holds the secret path, and the alert log must not."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
     from crm_assets.defs.alerts import send
     from crm_assets.settings import load_settings
 
-    hook = "http://127.0.0.1:1/services/T0/B0/S3CRETT0KEN"
-    settings = load_settings(project_dir=tmp_path, alert_webhook=hook,
-                             alert_log=tmp_path / "alerts.log")
-    send({"text": "crm: test"}, settings)
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500, f"no route to {self.path}")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hook = f"http://127.0.0.1:{server.server_port}/services/T0/B0/S3CRETT0KEN"
+        settings = load_settings(project_dir=tmp_path, alert_webhook=hook,
+                                 alert_log=tmp_path / "alerts.log")
+        send({"text": "crm: test"}, settings)
+    finally:
+        server.shutdown()
+        server.server_close()
     line = (tmp_path / "alerts.log").read_text(encoding="utf-8")
-    assert "webhook failed" in line and "S3CRETT0KEN" not in line
+    assert "webhook failed: HTTP Error 500: no route to ***" in line
+    assert "S3CRETT0KEN" not in line
