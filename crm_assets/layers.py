@@ -9,3 +9,8 @@ LAYERS: tuple[str, ...] = ("raw", "staging", "core", "segments", "events", "mart
 
 SCHEMAS: tuple[str, ...] = (*LAYERS, "meta")
 """Every schema of the warehouse."""
+
+READABLE_FROM: dict[str, str] = {"marts.segment_membership_history": "events"}
+"""Tables in a later schema than the earliest layer that may read them. The membership history
+lives in ``marts`` for BI, but each segment writes it as it runs, before any event: events may read
+it (``segment_entered``), segments may not (a segment would then wait for itself)."""

@@ -18,6 +18,7 @@ build definitions against a temporary warehouse without touching the process env
 | ``serving_dir`` | ``CRM_SERVING_DIR`` | ``serving`` next to the warehouse file (BI reads it) |
 | ``suppression_key_file`` | ``CRM_SUPPRESSION_KEY_FILE`` | ``suppression.key`` by the warehouse |
 | ``contacts_dir`` | ``CRM_CONTACTS_DIR`` | ``contacts`` next to the warehouse file (campaigns) |
+| ``rfm_segment_map`` | ``CRM_RFM_SEGMENT_MAP`` | ``seeds/reference/rfm_segment_map.csv`` |
 | ``earliest_plausible_date`` | ``CRM_EARLIEST_DATE`` | ``1990-01-01`` (before: placeholders) |
 | ``currency_code``, ``currency_symbol`` | ``CRM_CURRENCY``, ``CRM_CURRENCY_SYMBOL`` | RUB, ₽ |
 | ``plausible_days_after_load`` | ``CRM_PLAUSIBLE_DAYS_AFTER_LOAD`` | 1 |
@@ -103,6 +104,9 @@ class Settings:
 
     suppression_key_file: Path | None = None
     """The secret of erased people's keyed hashes; default ``suppression.key`` by the warehouse."""
+    rfm_map_file: Path | None = None
+    """The RFM map (:mod:`crm_assets.warehouse.reference`); default
+    ``seeds/reference/rfm_segment_map.csv`` in the project."""
     contacts_dir: Path | None = None
     """Where campaign tools read the contacts snapshot and the trigger exports; default: next to
     the warehouse file."""
@@ -110,6 +114,10 @@ class Settings:
     @property
     def serving_path(self) -> Path:
         return self.serving_dir or self.warehouse_path.parent / "serving"
+
+    @property
+    def rfm_segment_map(self) -> Path:
+        return self.rfm_map_file or self.project_dir / "seeds" / "reference" / "rfm_segment_map.csv"
 
     @property
     def contacts_path(self) -> Path:
@@ -170,6 +178,7 @@ def load_settings(**overrides) -> Settings:
     landing = Path(pick("landing_dir", "CRM_LANDING_DIR", "landing"))
     serving = pick("serving_dir", "CRM_SERVING_DIR", None)
     contacts = pick("contacts_dir", "CRM_CONTACTS_DIR", None)
+    rfm_map = pick("rfm_segment_map", "CRM_RFM_SEGMENT_MAP", None)
     key_file = os.environ.get("CRM_SUPPRESSION_KEY_FILE")  # never in pyproject.toml
     alert_log = pick("alert_log", "CRM_ALERT_LOG", None)
     cache = str(pick("catalog_cache_path", "CRM_CATALOG_CACHE", "target/catalog_cache.json"))
@@ -209,6 +218,8 @@ def load_settings(**overrides) -> Settings:
         serving_dir=None if serving is None else (
             Path(serving) if Path(serving).is_absolute() else project_dir / serving),
         suppression_key_file=Path(key_file) if key_file else None,
+        rfm_map_file=None if rfm_map is None else (
+            Path(rfm_map) if Path(rfm_map).is_absolute() else project_dir / rfm_map),
         contacts_dir=None if contacts is None else (
             Path(contacts) if Path(contacts).is_absolute() else project_dir / contacts),
     )

@@ -41,15 +41,15 @@ def test_two_minimal_files_from_the_1990s_build_non_empty_segments_and_events(tm
     # 211 days before it (more than 180): lapsed. K4 bought last 222 days before, 314 days after
     # the first: lapsed too, however long their usual gap (three of them would be 942 days).
     # K1 bought 20 days before, ~15 months after the first: active, in neither.
-    assert members("new_customers") == ["K2"]
-    assert members("lapsed_customers") == ["K3", "K4"]
+    assert members("lifecycle_new") == ["K2"]
+    assert members("lifecycle_lapsed") == ["K3", "K4"]
     assert project.query(
         "SELECT i.source_customer_id, f.lifecycle_stage, f.recency_days, f.orders_total "
         "FROM core.customer_features f JOIN core.customer_identity i USING (customer_id) "
         "ORDER BY 1") == [("K1", "active", 20, 2), ("K2", "new", 10, 1), ("K3", "lapsed", 211, 1),
                           ("K4", "lapsed", 222, 2)]
     # the segment is what its description says: bought before, nothing in the last 180 days
-    assert members("lapsed_customers") == [r[0] for r in project.query(
+    assert members("lifecycle_lapsed") == [r[0] for r in project.query(
         "SELECT source_customer_id FROM staging.orders GROUP BY 1 "
         "HAVING max(ordered_at) < TIMESTAMPTZ '1998-06-30 21:00:00+00' - INTERVAL 180 DAY "
         "ORDER BY 1")]
@@ -104,11 +104,11 @@ def test_lifecycle_descriptions_quote_the_configured_thresholds():
     configured = {**DEFAULT_LIFECYCLE, **load_settings().lifecycle}
     assert configured == DEFAULT_LIFECYCLE  # the shipped pyproject.toml says the defaults
     sql = PROJECT_DIR / "sql"
-    new = (sql / "segments" / "new_customers.sql").read_text()
-    lapsed = (sql / "segments" / "lapsed_customers.sql").read_text()
+    lifecycle = (sql / "segments" / "lifecycle.sql").read_text()
     features = (sql / "core" / "customer_features.sql").read_text()
-    assert f"within the {configured['new_days']} days" in new
-    assert f"nothing in the last {configured['lapsed_days']} days" in lapsed
+    assert f"new (first order within\n--   {configured['new_days']} days)" in lifecycle
+    assert f"lapsed (nothing bought for more than {configured['lapsed_days']} days)" in lifecycle
+    assert f"active (last order within {configured['active_days']} days" in lifecycle
     assert (f"new (first order within {configured['new_days']} days), lapsed (nothing bought "
             f"for more\n--     than {configured['lapsed_days']} days), active (last order "
             f"within {configured['active_days']} days") in features

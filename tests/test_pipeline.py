@@ -60,7 +60,7 @@ def test_full_build_gives_hand_computed_tables(built, monkeypatch, capsys):
         ("first_purchase", D("2025-03-11"), 1, 1),
     ]
     # everyone's first order is within 30 days of the as-of date: all three are new customers
-    assert project.query("SELECT customer_id FROM segments.new_customers ORDER BY 1") == [
+    assert project.query("SELECT customer_id FROM segments.lifecycle_new ORDER BY 1") == [
         (1,), (2,), (3,)]
     assert project.query("SELECT customer_id, orders_total, recency_days, lifecycle_stage "
                          "FROM core.customer_features ORDER BY 1") == [
@@ -162,11 +162,11 @@ def test_segment_history_is_rebuilt_from_a_past_day(built, tmp_path, monkeypatch
     from crm_assets.cli.main import main
 
     capsys.readouterr()
-    assert main(["segment-history", "croissant_buyers", "new_customers",
+    assert main(["segment-history", "croissant_buyers", "lifecycle_new",
                  "--from", "2025-03-08"]) == 0
     out = capsys.readouterr().out.splitlines()
     # O1, O2 and O3 were bought on the 10th (Moscow time): members from the 10th, not the 12th.
-    # new_customers reads core.customer_features, recomputed as of each day: persons 1 and 2
+    # lifecycle_new reads core.customer_features, recomputed as of each day: persons 1 and 2
     # ordered first on the 10th, person 3 on the 11th (O4)
     assert [line.split() for line in out[1:]] == [
         ["croissant_buyers", "2025-03-08", "0", "0", "0"],
@@ -174,11 +174,11 @@ def test_segment_history_is_rebuilt_from_a_past_day(built, tmp_path, monkeypatch
         ["croissant_buyers", "2025-03-10", "2", "2", "0"],
         ["croissant_buyers", "2025-03-11", "2", "0", "0"],
         ["croissant_buyers", "2025-03-12", "2", "0", "0"],
-        ["new_customers", "2025-03-08", "0", "0", "0"],
-        ["new_customers", "2025-03-09", "0", "0", "0"],
-        ["new_customers", "2025-03-10", "2", "2", "0"],
-        ["new_customers", "2025-03-11", "3", "1", "0"],
-        ["new_customers", "2025-03-12", "3", "0", "0"]]
+        ["lifecycle_new", "2025-03-08", "0", "0", "0"],
+        ["lifecycle_new", "2025-03-09", "0", "0", "0"],
+        ["lifecycle_new", "2025-03-10", "2", "2", "0"],
+        ["lifecycle_new", "2025-03-11", "3", "1", "0"],
+        ["lifecycle_new", "2025-03-12", "3", "0", "0"]]
     # the features are as of the last day again, as the build left them
     assert project.query("SELECT customer_id, recency_days FROM core.customer_features "
                          "ORDER BY 1") == [(1, 2), (2, 2), (3, 1)]

@@ -126,9 +126,9 @@ def _check_header(d: Definition, report: _Report) -> bool:
         if key not in HEADER_KEYS:
             report.add(at(str(key)), f"unknown header key '{key}'; allowed: "
                                      f"{', '.join(sorted(HEADER_KEYS))}")
-    if header.get("name") not in (None, d.name):
+    if header.get("name") not in (None, d.path.stem):
         report.add(at("name"), f"header name '{header['name']}' does not match the file name "
-                               f"'{d.name}'")
+                               f"'{d.path.stem}'")
     for key, ok, expected in _HEADER_TYPES:
         if header.get(key) is not None and not ok(header[key]):
             report.add(at(key), f"header '{key}' must be {expected}, got {header[key]!r}")

@@ -96,6 +96,11 @@ class Definition:
     deps: list[str] = field(default_factory=list)
     version: str = ""
     schema: Schema = field(default_factory=list)
+    variant: str | None = None
+    """The variant of the file this table is (``None``: the file itself); see
+    :mod:`~crm_assets.catalog.variants`."""
+    params: dict = field(default_factory=dict)
+    """The values its ``param()`` calls were replaced by."""
     _ast: exp.Expression | None = field(default=None, repr=False, compare=False)
     # where things are in ``text``, for messages: header keys and ``tests[i]`` entries (line, col),
     # the first reference to each dependency, each output column and the final SELECT (offsets)

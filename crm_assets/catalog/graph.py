@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from crm_assets.catalog.definition import Definition, Problem, Schema
 from crm_assets.catalog.text import first_code_offset, line_col
-from crm_assets.layers import LAYERS, SCHEMAS
+from crm_assets.layers import LAYERS, READABLE_FROM, SCHEMAS
 
 
 def graph_problems(defs: list[Definition], external: Mapping[str, Schema]
@@ -43,7 +43,7 @@ def graph_problems(defs: list[Definition], external: Mapping[str, Schema]
         if by_table.get(d.table) is not d:
             continue
         for dep in list(d.deps):
-            schema = dep.split(".")[0]
+            schema = READABLE_FROM.get(dep, dep.split(".")[0])
             offset = d.dep_offsets.get(dep)
             where = line_col(d.text, offset if offset is not None else d.select_offset)
             if dep == d.table:
@@ -59,7 +59,8 @@ def graph_problems(defs: list[Definition], external: Mapping[str, Schema]
             elif schema in LAYERS and LAYERS.index(schema) > LAYERS.index(d.layer):
                 problems.append(Problem(d.display_path, *where,
                                         f"{d.layer} may not read {dep} from the later layer "
-                                        f"'{schema}'"))
+                                        f"'{schema}'" + (f" (it is written with {schema})"
+                                                         if dep in READABLE_FROM else "")))
     for cycle in cycles(by_table):
         names = " -> ".join(by_table[t].display_path for t in [*cycle, cycle[0]])
         for t, nxt in zip(cycle, [*cycle[1:], cycle[0]], strict=True):

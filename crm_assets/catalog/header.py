@@ -24,7 +24,7 @@ from crm_assets.catalog.definition import Position
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
 
 HEADER_KEYS = {"name", "description", "owner", "kind", "tags", "grain", "columns", "tests",
-               "references", "incremental"}
+               "references", "incremental", "params", "variants"}
 
 
 class HeaderError(ValueError):

@@ -24,6 +24,7 @@ from crm_assets.catalog.checks import NAME, check_file
 from crm_assets.catalog.definition import SQL_LAYERS, Catalog, Definition, Problem, Schema
 from crm_assets.catalog.graph import dependency_order, graph_problems
 from crm_assets.catalog.parse_tree import serialize
+from crm_assets.catalog.variants import expand
 
 _LOAD_LOCK = threading.RLock()
 
@@ -127,16 +128,20 @@ def _read_files(sql_dir: Path, paths: Iterable[Path] | None, root: Path
         except (OSError, UnicodeDecodeError) as err:
             problems.append(Problem(display, 1, 1, f"cannot read file: {err}"))
             continue
-        d = Definition(path=path, display_path=display, layer=path.parent.name,
-                       name=path.stem, text=text)
-        key = (d.layer, d.name, hashlib.sha256(text.encode("utf-8")).hexdigest())
-        file_keys.append(key)
-        cached = cache.FILES.get(key)
-        if cached is not None:
-            cache.FILES.move_to_end(key)
-            problems.extend(Problem(display, *p) for p in cache.restore_file(d, cached))
-        else:
-            pending.append((d, key))
-        if d.layer in SQL_LAYERS and NAME.fullmatch(d.name):
-            defs.append(d)
+        tables, variant_problems = expand(path.stem, text)
+        problems.extend(Problem(display, *p) for p in variant_problems)
+        for table in tables:  # the file itself, or each of its variants
+            d = Definition(path=path, display_path=display, layer=path.parent.name,
+                           name=table.name, text=table.text, variant=table.variant,
+                           params=table.params)
+            key = (d.layer, d.name, hashlib.sha256(d.text.encode("utf-8")).hexdigest())
+            file_keys.append(key)
+            cached = cache.FILES.get(key)
+            if cached is not None:
+                cache.FILES.move_to_end(key)
+                problems.extend(Problem(display, *p) for p in cache.restore_file(d, cached))
+            else:
+                pending.append((d, key))
+            if d.layer in SQL_LAYERS and NAME.fullmatch(d.name):
+                defs.append(d)
     return defs, problems, pending, file_keys

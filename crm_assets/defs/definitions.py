@@ -20,6 +20,7 @@ from crm_assets.defs.marts import build_event_daily_counts
 from crm_assets.defs.partitions import daily_partitions
 from crm_assets.defs.raw import build_raw_assets
 from crm_assets.defs.recovery import build_dead_runs_sensor
+from crm_assets.defs.reference import build_reference_assets
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.defs.schedules import build_schedules
 from crm_assets.defs.sensors import build_landing_sensor
@@ -45,6 +46,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         *build_raw_assets(settings),
         build_contact_checks(),
         build_identity_asset(settings),
+        *build_reference_assets(settings),
         *build_catalog_assets(catalog, producers(catalog), settings, partitions_def),
         build_clv_fit_asset(catalog, settings),
         build_event_daily_counts(catalog),

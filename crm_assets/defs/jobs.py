@@ -20,12 +20,14 @@ import dagster as dg
 
 from crm_assets.catalog import Catalog
 from crm_assets.defs.clv import CLV_KEY, FIT_JOB
+from crm_assets.defs.metadata import asset_key
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.settings import Settings
 from crm_assets.warehouse.segments import (
     SegmentHistoryError,
     as_of_models,
     rebuild_segment_history,
+    with_segments_read,
 )
 
 NIGHTLY = "nightly"
@@ -86,7 +88,7 @@ def build_history_job(catalog: Catalog, settings: Settings) -> dg.JobDefinition:
                              f"{', '.join(sorted(segments))}")
         first = date.fromisoformat(config.first_day)
         last = date.fromisoformat(config.last_day) if config.last_day else None
-        chosen = [segments[name] for name in config.segments]
+        chosen = with_segments_read(catalog, [segments[name] for name in config.segments])
         models = as_of_models(catalog, chosen)
         with warehouse.connect() as con:
             try:
@@ -94,6 +96,12 @@ def build_history_job(catalog: Catalog, settings: Settings) -> dg.JobDefinition:
                                                 context.run.run_id, config.every_days)
             except SegmentHistoryError as err:
                 raise dg.Failure(str(err)) from err
+        for s in stats:  # the segment's size over as-of dates: Dagster plots these
+            context.log_event(dg.AssetObservation(
+                asset_key=asset_key(f"segments.{s['segment']}"),
+                description=f"as of {s['as_of_date']} (crm segment-history)",
+                metadata={"as_of_date": s["as_of_date"].isoformat(), "members": s["members"],
+                          "entered": s["entered"], "exited": s["exited"]}))
         days = sorted({s["as_of_date"] for s in stats})
         context.log.info(
             f"history of {', '.join(config.segments)} rebuilt as of {len(days)} day(s), "

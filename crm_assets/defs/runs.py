@@ -260,7 +260,8 @@ def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
                     definitions: dg.Definitions | None = None, log_level: str = "WARNING"
                     ) -> BuildResult:
     """Run ``rebuild_segment_history`` for ``names`` (None: every segment), then refresh what
-    reads the history (marts, the BI snapshot) as of the last rebuilt day."""
+    reads the history (marts, the BI snapshot) as of the last rebuilt day, and the days of the
+    events over it (``segment_entered``) from the first."""
     defs = definitions or build_definitions(settings)
     instance = instance or dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
@@ -278,9 +279,11 @@ def rebuild_history(settings: Settings, names: list[str] | None, *, first: date,
                             "WHERE list_contains(?, segment)", [names]).fetchone()[0]
     keys = [segments[name] for name in names]  # the run checked the names
     selection = (dg.AssetSelection.assets(*keys).downstream() - dg.AssetSelection.assets(*keys))
+    # events over the history (segment_entered) are rebuilt for the days the history changed
+    days = partition_range_tags(max(first, settings.partition_start), as_of)
     refresh = run_job(defs, "build_all", instance=instance,
                       asset_selection=list(selection.resolve(graph)),
-                      tags={AS_OF_TAG: as_of.isoformat()}, log_level=log_level,
+                      tags={AS_OF_TAG: as_of.isoformat(), **days}, log_level=log_level,
                       settings=settings)
     if not refresh.success:
         return BuildResult(False, refresh.run_id, "the history is rebuilt, but refreshing what "

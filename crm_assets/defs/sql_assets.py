@@ -52,10 +52,24 @@ class _Asset:
 def build_catalog_assets(catalog: Catalog, producers: Mapping[str, list[dg.AssetKey]],
                          settings: Settings, partitions_def: dg.PartitionsDefinition
                          ) -> list[dg.AssetsDefinition]:
-    """One asset per definition of ``catalog``, in dependency order."""
-    return [build_sql_asset(d, producers, settings, partitions_def,
-                            {dep: catalog.schema_of(dep) for dep in d.deps})
-            for d in catalog.definitions]
+    """One asset per definition of ``catalog``, in dependency order; the variants of one segment
+    file are one step that materialises the selected ones (each its own asset), so a file of 11
+    variants costs one step of a run, not 11."""
+    out: list[dg.AssetsDefinition] = []
+    grouped: dict[str, list[Definition]] = {}
+    for d in catalog.definitions:
+        if d.kind == "segment" and d.variant is not None:
+            grouped.setdefault(d.display_path, []).append(d)
+    for d in catalog.definitions:
+        group = grouped.get(d.display_path) if d.kind == "segment" else None
+        if group is None:
+            out.append(build_sql_asset(d, producers, settings, partitions_def,
+                                       {dep: catalog.schema_of(dep) for dep in d.deps}))
+        elif d is group[0]:
+            out.append(_segment_variants_asset(
+                [_parts(v, producers, settings, {dep: catalog.schema_of(dep) for dep in v.deps})
+                 for v in group]))
+    return out
 
 
 def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], settings: Settings,
@@ -66,6 +80,20 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
     With ``upstream_schemas`` (the columns of each table in ``d.deps``), every materialisation
     also records its column lineage (``dagster/column_lineage``), computed then, never at load.
     """
+    spec, common = _parts(d, producers, settings, upstream_schemas)
+    python_checks = staging_python_checks(d.layer, d.name, d.splits_rejects, settings)
+    if python_checks:
+        common["check_specs"] = [*(common["check_specs"] or []), *(c.spec for c in python_checks)]
+    if d.kind == "event":
+        return _event_asset(spec, partitions_def, common)
+    if d.kind == "segment":
+        return _segment_asset(spec, common)
+    return _model_asset(spec, python_checks, common)
+
+
+def _parts(d: Definition, producers: Mapping[str, list[dg.AssetKey]], settings: Settings,
+           upstream_schemas: Mapping[str, Schema] | None) -> tuple[_Asset, dict]:
+    """What an asset of ``d`` is made of, and the arguments of its decorator."""
     key = asset_key(d.table)
 
     def lineage(context: dg.AssetExecutionContext) -> dict:
@@ -78,24 +106,22 @@ def build_sql_asset(d: Definition, producers: Mapping[str, list[dg.AssetKey]], s
     deps = sorted({k for dep in d.deps for k in producers.get(dep, [asset_key(dep)])},
                   key=lambda k: k.to_user_string())
     tests = data_tests(d, key)
-    python_checks = staging_python_checks(d.layer, d.name, d.splits_rejects, settings)
     common = dict(
         key=key, deps=deps, group_name=d.layer, description=d.description or None,
         code_version=d.version, kinds={"duckdb", "sql"}, pool=POOL,
         tags={t: "" for t in d.tags if t.replace("_", "").isalnum()},
         owners=[d.owner] if d.owner and "@" in str(d.owner) else None,
-        check_specs=[t.spec for t in tests] + [c.spec for c in python_checks] or None,
+        check_specs=[t.spec for t in tests] or None,
         metadata={"path": d.display_path, "kind": d.kind, "grain": ", ".join(d.grain),
+                  **({"variant": d.variant} if d.variant else {}),
+                  **({"params": dg.MetadataValue.json(
+                      {k: str(v) if not isinstance(v, (int, float, bool, list)) else v
+                       for k, v in d.params.items()})} if d.params else {}),
                   # a day's materialisation records only that day's rows (Dagster copies a
                   # step's metadata onto every day of its range): what is static is said here
                   **(definition_metadata(d) if d.kind == "event" else {})},
     )
-    spec = _Asset(d, key, tests, settings, lineage)
-    if d.kind == "event":
-        return _event_asset(spec, partitions_def, common)
-    if d.kind == "segment":
-        return _segment_asset(spec, common)
-    return _model_asset(spec, python_checks, common)
+    return _Asset(d, key, tests, settings, lineage), common
 
 
 def _event_asset(a: _Asset, partitions_def: dg.PartitionsDefinition, common: dict
@@ -128,24 +154,51 @@ def _event_asset(a: _Asset, partitions_def: dg.PartitionsDefinition, common: dic
 
 
 def _segment_asset(a: _Asset, common: dict) -> dg.AssetsDefinition:
-    d = a.d
-
     @dg.asset(**common)
     def _segment(context: dg.AssetExecutionContext, warehouse: Warehouse):
         as_of = resolve_as_of(context, a.settings)
         with warehouse.connect() as con:
-            try:
-                stats = materialize_segment(con, d, as_of, context.run.run_id)
-            except SegmentHistoryError as err:
-                raise dg.Failure(str(err)) from err
-            checks = run_data_tests(con, a.tests, d.table)
-        meta = common_metadata(d, stats["members"])
-        meta.update({"as_of_date": as_of.isoformat(), "entered": stats["entered"],
-                     "exited": stats["exited"]})
-        meta.update(a.lineage(context))
-        return dg.MaterializeResult(metadata=meta, check_results=checks or None)
+            return _materialize_segment(context, con, a, as_of)
 
     return _segment
+
+
+def _segment_variants_asset(parts: list[tuple[_Asset, dict]]) -> dg.AssetsDefinition:
+    """The variants of one segment file as one step (a multi-asset): each selected variant is
+    materialised in turn, each with its own metadata and checks."""
+    by_key = {a.key: a for a, _ in parts}
+    specs = [dg.AssetSpec(key=c["key"], deps=c["deps"], group_name=c["group_name"],
+                          description=c["description"], code_version=c["code_version"],
+                          kinds=c["kinds"], tags=c["tags"], owners=c["owners"],
+                          metadata=c["metadata"]) for _, c in parts]
+    checks = [spec for _, c in parts for spec in c["check_specs"] or []]
+    first = parts[0][0]
+
+    @dg.multi_asset(name=f"{first.d.layer}__{first.d.path.stem}", specs=specs,
+                    check_specs=checks or None, can_subset=True, pool=POOL)
+    def _variants(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        as_of = resolve_as_of(context, first.settings)
+        with warehouse.connect() as con:
+            for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
+                yield _materialize_segment(context, con, by_key[key], as_of)
+
+    return _variants
+
+
+def _materialize_segment(context: dg.AssetExecutionContext, con, a: _Asset, as_of
+                         ) -> dg.MaterializeResult:
+    d = a.d
+    try:
+        stats = materialize_segment(con, d, as_of, context.run.run_id)
+    except SegmentHistoryError as err:
+        raise dg.Failure(str(err)) from err
+    checks = run_data_tests(con, a.tests, d.table)
+    meta = common_metadata(d, stats["members"])
+    meta.update({"as_of_date": as_of.isoformat(), "members": stats["members"],
+                 "entered": stats["entered"],
+                 "exited": stats["exited"]})
+    meta.update(a.lineage(context))
+    return dg.MaterializeResult(asset_key=a.key, metadata=meta, check_results=checks or None)
 
 
 def _model_asset(a: _Asset, python_checks: list, common: dict) -> dg.AssetsDefinition:

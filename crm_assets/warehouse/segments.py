@@ -76,6 +76,20 @@ def as_of_models(catalog: Catalog, segments: list[Definition]) -> list[Definitio
     return [d for d in catalog.definitions if d.table in dependent]
 
 
+def with_segments_read(catalog: Catalog, segments: list[Definition]) -> list[Definition]:
+    """``segments`` and every segment they read, directly or not, in dependency order: a
+    segment over another sees it as of the same day, so a rebuild recomputes both."""
+    by_table = catalog.by_table()
+    wanted = {d.table for d in segments}
+    todo = list(wanted)
+    while todo:
+        for dep in by_table[todo.pop()].deps:
+            if dep not in wanted and dep in by_table and by_table[dep].kind == "segment":
+                wanted.add(dep)
+                todo.append(dep)
+    return [d for d in catalog.definitions if d.table in wanted]
+
+
 def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Definition],
                             models: list[Definition], first: date, last: date | None,
                             run_id: str, every_days: int = 1) -> list[dict]:
@@ -87,9 +101,11 @@ def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Defin
     recomputed as of each day first, so a segment over ``core.customer_features`` sees the
     features of that day, not today's. ``last`` defaults to the last recorded day and may not be
     before any segment's, so the rebuilt history reaches the current members, which are then
-    those as of ``last`` (and the models are as of ``last`` again). All in one transaction:
-    readers see the old history or the whole new one.
+    those as of ``last`` (and the models are as of ``last`` again). ``segments`` in dependency
+    order (:func:`with_segments_read`): a segment another one reads is published as of each day
+    before that one runs. All in one transaction: readers see the old history or the whole new one.
     """
+    read = {dep for d in segments for dep in d.deps}
     recorded = {d.name: _last_as_of(con, d) for d in segments}
     known = [day for day in recorded.values() if day is not None]
     last = last or (max(known) if known else None)
@@ -125,8 +141,9 @@ def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Defin
             for d in segments:
                 stats.append({"segment": d.name, "as_of_date": day,
                               **_segment_day(con, d, day, run_id)})
+                if day == last or d.table in read:
+                    _publish_members(con, d, day)
                 if day == last:
-                    _publish_members(con, d, last)
                     record_version(con, d, run_id)
         _record_builds(con, [*models, *segments], batch)
     con.execute("DROP TABLE _members")

@@ -279,6 +279,18 @@ CUSTOMER_UNMERGES = FrameworkTable(
                 "took (never a reused one), how many records, why. meta.customer_merges keeps "
                 "the merges as they were.")
 
+RFM_SEGMENT_MAP = FrameworkTable(
+    "core.rfm_segment_map",
+    (_c("rfm_segment", "VARCHAR", True, "The named segment (champions, at_risk, ...)."),
+     _c("label", "VARCHAR", True, "Its name as marketers say it (Champions, At Risk, ...)."),
+     _c("description", "VARCHAR", False, "Who they are and what to do with them."),
+     *(_c(f"{score}_{end}", "INTEGER", True, f"The {end}imum {score} score (1-5) of this range.")
+       for score in ("recency", "frequency", "monetary") for end in ("min", "max"))),
+    written_by="own",
+    description="The RFM map: which (recency, frequency, monetary) scores, 1-5 each, make which "
+                "named segment; one or more ranges per name, every one of the 125 combinations "
+                "in exactly one. Loaded from seeds/reference/rfm_segment_map.csv.")
+
 HIGHEST_ID_SQL = """
 select greatest(
     (select coalesce(max(customer_id), 0) from core.customer_identity),
@@ -293,7 +305,7 @@ FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
     LOADED_FILES, REFUSED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS,
     REJECTS, CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,
     BUILT_VERSIONS, IDENTITY_EVIDENCE, EMAIL_ADDRESSES, PHONE_NUMBERS, EVENT_DAYS, CHANGED_PARTS,
-    CLV_MODELS, ERASURES, SUPPRESSIONS, IDENTITY_SPLITS, CUSTOMER_UNMERGES,
+    CLV_MODELS, ERASURES, SUPPRESSIONS, IDENTITY_SPLITS, CUSTOMER_UNMERGES, RFM_SEGMENT_MAP,
 )
 
 MONTH_COLUMNS: tuple[str, ...] = ("event_date", "ordered_at", "occurred_at", "started_at")
