@@ -17,6 +17,15 @@ deleted, so a reader that opened one of those still finds its files. After an er
 snapshots before it expire :data:`KEEP_HOURS` later whatever follows (``expire_previous``).
 A DuckDB process keeps the database it opened (its connections to one path share an instance):
 a BI tool sees a new snapshot once it has closed its connections to the old one and reconnects.
+
+A view returns its table's column types exactly: Parquet has no 128-bit integer, so ``HUGEINT``
+and ``UHUGEINT`` (a ``sum`` of ``BIGINT``) are written as ``DECIMAL(38,0)`` (not ``DOUBLE``, which
+would round them past 2^53), and the view casts every column whose type Parquet does not give back
+(those, ``ENUM``, ``BIT``, fixed-size arrays, ``TIMESTAMP_S``/``_MS``, nested types holding
+them) to its warehouse type. Views carry the descriptions of their tables and columns (``COMMENT
+ON``), from the SQL catalogue and the framework's tables. The BI snapshot also holds
+``events._all_events`` (every event's occurrences in one view) and table macros in ``main`` that
+answer the history questions from any DuckDB client, 1.1 included (:func:`history_macros`).
 """
 
 from __future__ import annotations
@@ -24,16 +33,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from crm_assets.quoting import identifier, literal
-from crm_assets.warehouse.tables import BUILT_VERSIONS, CHANGED_PARTS, EVENT_DAYS, month_column
+from crm_assets.warehouse.tables import (
+    BUILT_VERSIONS,
+    CHANGED_PARTS,
+    EVENT_DAYS,
+    FRAMEWORK_TABLES,
+    SEGMENT_MEMBERSHIP_HISTORY,
+    month_column,
+)
 
 SERVED_SCHEMAS: tuple[str, ...] = ("core", "segments", "events", "marts")
 """What BI reads: golden records and facts, segments, events and marts (not raw, staging, meta)."""
@@ -53,16 +71,20 @@ class Tier:
     Attributes:
         tables: the tables it serves (``schema.table``); ``None``: every table of ``schemas``.
         withheld: columns never served.
+        history: whether it holds ``events._all_events`` and the history macros
+            (:func:`history_macros`).
     """
 
     name: str
     schemas: tuple[str, ...]
     tables: frozenset[str] | None = None
     withheld: frozenset[str] = frozenset()
+    history: bool = False
 
 
-BI = Tier("bi", SERVED_SCHEMAS, withheld=DIRECT_IDENTIFIERS)
-"""The default snapshot: every served table, without direct identifiers (dashboards, analysts)."""
+BI = Tier("bi", SERVED_SCHEMAS, withheld=DIRECT_IDENTIFIERS, history=True)
+"""The default snapshot: every served table, without direct identifiers (dashboards, analysts),
+and the history macros."""
 
 CONTACTS = Tier("contacts", ("core",), tables=frozenset({"core.customers"}))
 """The contacts snapshot: the golden records whole, contacts and consents with them (campaign
@@ -77,6 +99,79 @@ KEEP = 3
 """Snapshots whose files are kept at least: the current one and the two before it ..."""
 KEEP_HOURS = 24
 """... and every snapshot published in the last day, for BI sessions that stay open overnight."""
+PARQUET_LAYOUT = 2
+"""What a Parquet file holds for the same rows; a new layout writes every file again (in the
+fingerprint). 2: ``HUGEINT`` and ``UHUGEINT`` as ``DECIMAL(38,0)`` (1: as ``DOUBLE``, rounded)."""
+
+ROUND_TRIP_TYPES: frozenset[str] = frozenset({
+    "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+    "UBIGINT", "FLOAT", "DOUBLE", "VARCHAR", "BLOB", "DATE", "TIME", "TIME WITH TIME ZONE",
+    "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "INTERVAL", "UUID", "JSON",
+})
+"""Types a Parquet file written by DuckDB gives back as they were (``DECIMAL(p,s)`` too), read
+by DuckDB 1.1 as by 2.0 (a ``TIME WITH TIME ZONE`` keeps its instant of the day, at offset +00).
+A view casts every other column to its warehouse type: ``HUGEINT`` and ``UHUGEINT`` (written as
+``DECIMAL(38,0)``), ``ENUM`` and ``BIT`` (read as ``VARCHAR``), ``TIMESTAMP_S``/``_MS``
+(``TIMESTAMP``), fixed-size arrays (lists), nested types."""
+
+WIDE_INTEGER = re.compile(r"(?<![\w\"])U?HUGEINT(?=$|[,)\[])")
+"""``HUGEINT``/``UHUGEINT`` as a type in a type's name (``STRUCT(n HUGEINT)`` too, not a field
+named so): Parquet would store them as ``DOUBLE``; they are written as ``DECIMAL(38,0)``, exact to
+38 digits (a larger value fails the publish rather than being rounded)."""
+
+NOT_CAST = re.compile(r"\bUNION\(")
+"""Types a cast cannot rebuild from what Parquet gives back (a ``UNION`` comes back a
+``STRUCT``): served as Parquet gives them."""
+
+
+@dataclass(frozen=True)
+class TableDoc:
+    """What a table holds and what its columns mean, as BI tools show them (``COMMENT ON``)."""
+
+    description: str = ""
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+LAYER_COLUMN_DOCS: dict[str, dict[str, str]] = {
+    "events": {
+        "event_date": "The business day of occurred_at, in the business time zone "
+                      "(CRM_TIMEZONE): the day partition the row belongs to.",
+        "definition_version": "The version of the event's SQL definition that computed the row "
+                              "(crm versions NAME lists them).",
+    },
+    "segments": {
+        "as_of_date": "The day the members were computed as of (the run's as-of date).",
+        "definition_version": "The version of the segment's SQL definition that computed the "
+                              "members (crm versions NAME lists them).",
+    },
+}
+"""Columns the framework adds to every table of a layer: described once, for every table."""
+
+FRAMEWORK_COLUMN_DOCS: dict[str, dict[str, str]] = {
+    SEGMENT_MEMBERSHIP_HISTORY.name: {
+        "segment": "The segment's name (segments.<segment>).",
+        "customer_id": "The member's stable warehouse id.",
+        "valid_from": "The first day of the membership (inclusive).",
+        "valid_to": "The first day the person was no longer a member (exclusive); NULL: still a "
+                    "member as of the last day computed.",
+        "definition_version": "The version of the segment's SQL definition when the membership "
+                              "began.",
+    },
+}
+"""Column descriptions of framework tables the snapshot serves (where its declaration in
+:mod:`crm_assets.warehouse.tables` has none)."""
+
+ALL_EVENTS = ("events", "_all_events")
+"""Every event's occurrences in one view: the history macros take an event's name as a value. No
+SQL file can define it (definition names start with a letter)."""
+
+ALL_EVENTS_COLUMNS: dict[str, str] = {
+    "event": "The event's name (events.<event>).",
+    "customer_id": "Who met the event.",
+    "occurred_at": "The instant it happened.",
+    "event_date": LAYER_COLUMN_DOCS["events"]["event_date"],
+    "definition_version": LAYER_COLUMN_DOCS["events"]["definition_version"],
+}
 
 
 @dataclass(frozen=True)
@@ -148,7 +243,7 @@ def _publish_table(con: duckdb.DuckDBPyConnection, table: _Table, data: Path,
                    months: set[str] | None) -> tuple[dict[str, Path], int, int]:
     """Fingerprint ``table`` (only ``months`` of it, when given) and write the parts whose
     fingerprint has no file yet; the part files, how many were written, the rows looked at."""
-    salt = duckdb.__version__  # row hashes may differ between DuckDB versions
+    salt = f"{duckdb.__version__}/{PARQUET_LAYOUT}"  # row hashes may differ between versions
     shape = _digest(salt, json.dumps(table.columns))
     folder = data / table.schema / table.name
     part, relation = table.part, table.relation
@@ -168,14 +263,14 @@ def _publish_table(con: duckdb.DuckDBPyConnection, table: _Table, data: Path,
     missing = [key for key, path in wanted.items() if not path.exists()]
     if missing and months:  # a few months: each by its range
         for key in missing:
-            _write(con, f"SELECT {table.served_columns} FROM {relation} WHERE "
+            _write(con, f"SELECT {table.written_columns} FROM {relation} WHERE "
                         f"{table.month_range(key)} AND {part} = {literal(key)}", wanted[key])
     elif missing:  # every changed part in one statement, then each file to its own name
         tmp = folder / f".{uuid.uuid4().hex}.tmp"
         tmp.mkdir(parents=True)
         keys = ", ".join(literal(key) for key in missing)
         con.execute(
-            f"COPY (SELECT {table.served_columns}, {part} AS _part FROM {relation} "
+            f"COPY (SELECT {table.written_columns}, {part} AS _part FROM {relation} "
             f"WHERE {part} IN ({keys})) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION "
             f"{PARQUET_COMPRESSION}, PARTITION_BY (_part), OVERWRITE_OR_IGNORE true)")
         for key in missing:
@@ -184,7 +279,7 @@ def _publish_table(con: duckdb.DuckDBPyConnection, table: _Table, data: Path,
             if found:
                 os.replace(found[0], wanted[key])
             else:  # an empty table writes no partition
-                _write(con, f"SELECT {table.served_columns} FROM {relation} LIMIT 0",
+                _write(con, f"SELECT {table.written_columns} FROM {relation} LIMIT 0",
                        wanted[key])
         shutil.rmtree(tmp)
     return wanted, len(missing), sum(n for _, n, _ in parts)
@@ -234,13 +329,36 @@ class _Table:
         return f"{identifier(column)} >= {low} AND {identifier(column)} < {high}"
 
     @property
-    def served_columns(self) -> str:
+    def served(self) -> list[tuple[str, str]]:
         """The tier's columns but the framework's own ``_batch`` (which batch wrote a row)."""
-        return ", ".join(identifier(c) for c, _ in self.columns if c != "_batch")
+        return [(c, t) for c, t in self.columns if c != "_batch"]
+
+    @property
+    def served_columns(self) -> str:
+        return ", ".join(identifier(c) for c, _ in self.served)
+
+    @property
+    def written_columns(self) -> str:
+        """:attr:`served_columns` as written to Parquet: 128-bit integers as ``DECIMAL(38,0)``."""
+        return ", ".join(
+            f"CAST({identifier(c)} AS {WIDE_INTEGER.sub('DECIMAL(38,0)', t)}) AS {identifier(c)}"
+            if WIDE_INTEGER.search(t) else identifier(c) for c, t in self.served)
+
+    def read_columns(self) -> str:
+        """The served columns as a view reads them back from Parquet, in their warehouse types."""
+        return ", ".join(_read_back(c, t) for c, t in self.served)
+
+
+def _read_back(column: str, type_: str) -> str:
+    """``column`` of warehouse type ``type_``, read from Parquet, in that type again."""
+    if type_ in ROUND_TRIP_TYPES or type_.startswith("DECIMAL(") or NOT_CAST.search(type_):
+        return identifier(column)
+    return f"CAST({identifier(column)} AS {type_}) AS {identifier(column)}"
 
 
 def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None = None,
-            tier: Tier = BI, *, expire_previous: bool = False) -> PublishResult:
+            tier: Tier = BI, *, expire_previous: bool = False,
+            docs: Mapping[str, TableDoc] | None = None) -> PublishResult:
     """Publish what ``tier`` serves of ``con``'s warehouse to ``serving_dir``.
 
     Args:
@@ -251,31 +369,36 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
         expire_previous: the snapshots before this one expire :data:`KEEP_HOURS` from now, however
             few publishes follow (an erasure: they hold the erased person; sessions open on
             them keep working until then).
+        docs: descriptions of tables and columns by table (``schema.table``), from the SQL
+            catalogue; the framework's own (:data:`LAYER_COLUMN_DOCS`, the framework tables) are
+            added. ``None``: those the last publish was given (an erasure publishes without the
+            catalogue).
     """
     serving_dir = serving_dir.resolve()
     data = serving_dir / "data"
     previous_tables = _previous_tables(serving_dir)
-    views: dict[tuple[str, str], list[Path]] = {}
+    docs = _previous_docs(serving_dir) if docs is None else docs
+    served: list[tuple[_Table, list[Path]]] = []
     written = reused = rows = 0
     for table in _served_tables(con, tier):
         before = previous_tables.get(table.key)
         months = None if since is None or before is None else _touched(con, table, since)
         if months is not None and not months:  # not rebuilt since: the same files
-            views[(table.schema, table.name)] = before
+            served.append((table, before))
             reused += len(before)
             rows += _row_count(con, table)
             continue
         kept = {p.parent.name: p for p in before or []} if months else {}
         files, n_written, n_rows = _publish_table(con, table, data, months)
         files = {**{k: p for k, p in kept.items() if k not in (months or ())}, **files}
-        views[(table.schema, table.name)] = [files[k] for k in sorted(files)]
+        served.append((table, [files[k] for k in sorted(files)]))
         written += n_written
         reused += len(files) - n_written
         rows += n_rows if not months else _row_count(con, table)
 
     now = datetime.now(UTC)
     current = {"published_at": now.isoformat(),
-               "files": sorted(str(p) for files in views.values() for p in files)}
+               "files": sorted(str(p) for _, files in served for p in files)}
     previous = _generations(serving_dir)
     if previous and previous[0]["files"] == current["files"]:
         previous.pop(0)  # nothing changed: not a new snapshot, the same one published again
@@ -288,17 +411,30 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
         if (i < KEEP or now - datetime.fromisoformat(g["published_at"]) < timedelta(
             hours=KEEP_HOURS))
         and not (g.get("expires_at") and datetime.fromisoformat(g["expires_at"]) <= now)]]
-    _swap_views(con, serving_dir, views, tier.schemas)
+    _swap_views(serving_dir, served, tier, docs)
     manifest = {
         "published_at": current["published_at"],
-        "tables": {f"{s}.{t}": [str(p) for p in files] for (s, t), files in views.items()},
+        "tables": {table.key: [str(p) for p in files] for table, files in served},
         "generations": generations,
+        "docs": {key: {"description": doc.description, "columns": dict(doc.columns)}
+                 for key, doc in sorted(docs.items())},
     }
     tmp = serving_dir / f".{MANIFEST_FILE}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     os.replace(tmp, serving_dir / MANIFEST_FILE)
     removed = _collect_garbage(data, {p for g in generations for p in g["files"]})
-    return PublishResult(serving_dir / VIEWS_FILE, len(views), rows, written, reused, removed)
+    return PublishResult(serving_dir / VIEWS_FILE, len(served), rows, written, reused, removed)
+
+
+def _previous_docs(serving_dir: Path) -> dict[str, TableDoc]:
+    """The descriptions the last publish was given (none if its manifest is unreadable)."""
+    try:
+        manifest = json.loads((serving_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return {key: TableDoc(str(doc.get("description") or ""),
+                              {str(c): str(d) for c, d in (doc.get("columns") or {}).items()})
+                for key, doc in (manifest.get("docs") or {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _generations(serving_dir: Path) -> list[dict]:
@@ -312,24 +448,70 @@ def _generations(serving_dir: Path) -> list[dict]:
         return []
 
 
-def _swap_views(con: duckdb.DuckDBPyConnection, serving_dir: Path,
-                views: dict[tuple[str, str], list[Path]], schemas: tuple[str, ...]) -> None:
-    """Write a new views file next to the old one and rename it over it (atomic on POSIX)."""
+def _swap_views(serving_dir: Path, served: list[tuple[_Table, list[Path]]], tier: Tier,
+                docs: Mapping[str, TableDoc]) -> None:
+    """Write a new views file next to the old one and rename it over it (atomic on POSIX).
+
+    It is written by a database of its own, in which it is the default: names in the history
+    macros resolve in the snapshot, as they do for a reader that opens it.
+    """
     alias = f"serving_{uuid.uuid4().hex[:12]}"
     tmp = serving_dir / f".{VIEWS_FILE}.{alias}.tmp"
-    con.execute(f"ATTACH {literal(str(tmp))} AS {alias} "
-                f"(STORAGE_VERSION {literal(STORAGE_VERSION)})")
+    statements = [f"CREATE SCHEMA {identifier(schema)}" for schema in tier.schemas]
+    statements += [f"CREATE VIEW {table.relation} AS SELECT {table.read_columns()} "
+                   f"FROM {_parquet(files)}" for table, files in served]
+    if tier.history:
+        statements += _history_statements(served)
+    statements += _comments(alias, served, docs, tier)
+    con = duckdb.connect()
     try:
-        for schema in schemas:
-            con.execute(f"CREATE SCHEMA {alias}.{schema}")
-        for (schema, table), files in views.items():
-            paths = ", ".join(literal(str(p)) for p in files)
-            con.execute(f"CREATE VIEW {alias}.{identifier(schema)}.{identifier(table)} AS "
-                        f"SELECT * FROM read_parquet([{paths}])")
-    finally:
+        con.execute(f"ATTACH {literal(str(tmp))} AS {alias} "
+                    f"(STORAGE_VERSION {literal(STORAGE_VERSION)})")
+        con.execute(f"USE {alias}")
+        con.execute("BEGIN TRANSACTION;\n" + ";\n".join(statements) + ";\nCOMMIT")
+        con.execute("USE memory")
         con.execute(f"DETACH {alias}")
+    finally:
+        con.close()
     os.replace(tmp, serving_dir / VIEWS_FILE)
     Path(f"{tmp}.wal").unlink(missing_ok=True)
+
+
+def _parquet(files: list[Path]) -> str:
+    return f"read_parquet([{', '.join(literal(str(p)) for p in files)}])"
+
+
+_FRAMEWORK_TABLES = {t.name: t for t in FRAMEWORK_TABLES}
+
+
+def _doc_of(table: _Table, docs: Mapping[str, TableDoc]) -> TableDoc:
+    """``table``'s description and column descriptions: the catalogue's (``docs``), else the
+    framework's declaration, else what every table of its layer says of a column."""
+    framework = _FRAMEWORK_TABLES.get(table.key)
+    given = docs.get(table.key, TableDoc())
+    columns = {**LAYER_COLUMN_DOCS.get(table.schema, {}),
+               **FRAMEWORK_COLUMN_DOCS.get(table.key, {}),
+               **{c.name: c.description for c in (framework.columns if framework else ())
+                  if c.description},
+               **{c: d for c, d in given.columns.items() if d}}
+    return TableDoc(given.description or (framework.description if framework else ""), columns)
+
+
+def _comments(alias: str, served: list[tuple[_Table, list[Path]]],
+              docs: Mapping[str, TableDoc], tier: Tier) -> list[str]:
+    """``COMMENT ON`` each view and each described column it serves (BI tools show them)."""
+    described = [(f"{alias}.{table.relation}", _doc_of(table, docs), [c for c, _ in table.served])
+                 for table, _ in served]
+    if tier.history:
+        described.append((f"{alias}.{identifier(ALL_EVENTS[0])}.{identifier(ALL_EVENTS[1])}",
+                          TableDoc(ALL_EVENTS_DOC, ALL_EVENTS_COLUMNS), list(ALL_EVENTS_COLUMNS)))
+    statements = []
+    for view, doc, columns in described:
+        if doc.description:
+            statements.append(f"COMMENT ON VIEW {view} IS {literal(doc.description)}")
+        statements += [f"COMMENT ON COLUMN {view}.{identifier(c)} IS {literal(doc.columns[c])}"
+                       for c in columns if doc.columns.get(c)]
+    return statements
 
 
 def _collect_garbage(data: Path, kept: set[str]) -> int:
@@ -344,3 +526,167 @@ def _collect_garbage(data: Path, kept: set[str]) -> int:
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
     return removed
+
+
+ALL_EVENTS_DOC = ("Every event's occurrences in one view (event, customer_id, occurred_at, "
+                  "event_date, definition_version): what the history macros read; filter by "
+                  "event to read one event only.")
+
+HISTORY_MACROS: dict[str, tuple[str, str, str]] = {
+    "event_between": (
+        "event_name, first_day, last_day",
+        """SELECT customer_id, count(*) AS occurrences, min(occurred_at) AS first_occurred_at,
+       max(occurred_at) AS last_occurred_at
+FROM events._all_events
+WHERE event = event_name
+  AND event_date BETWEEN CAST(first_day AS DATE) AND CAST(last_day AS DATE)
+GROUP BY customer_id
+UNION ALL
+SELECT NULL, NULL, NULL, NULL WHERE NOT main.require_event(event_name)
+ORDER BY customer_id""",
+        "Who met an event between two business days (inclusive): customer_id, occurrences, "
+        "first_occurred_at, last_occurred_at."),
+    "event_on": (
+        "event_name, day",
+        "SELECT * FROM main.event_between(event_name, day, day)",
+        "Who met an event on a business day: customer_id, occurrences, first_occurred_at, "
+        "last_occurred_at."),
+    "event_at_least": (
+        "event_name, times, within_days, first_day, last_day",
+        """WITH counted AS (
+    SELECT customer_id, event_date,
+           count(*) OVER (PARTITION BY customer_id ORDER BY event_date
+                          RANGE BETWEEN greatest(CAST(within_days AS INTEGER), 1) - 1 PRECEDING
+                          AND CURRENT ROW) AS in_window
+    FROM events._all_events
+    WHERE event = event_name
+      AND (first_day IS NULL OR event_date >= CAST(first_day AS DATE))
+      AND (last_day IS NULL OR event_date <= CAST(last_day AS DATE))
+)
+SELECT customer_id, min(event_date) FILTER (WHERE in_window >= times) AS reached_on,
+       max(in_window) AS most_in_window
+FROM counted
+GROUP BY customer_id
+HAVING max(in_window) >= times
+UNION ALL
+SELECT NULL, NULL, NULL
+WHERE NOT main.require_event(event_name)
+   OR CASE WHEN times >= 1 AND within_days >= 1 THEN false
+           ELSE error('times and within_days must be 1 or more') END
+ORDER BY customer_id""",
+        "Who met an event at least `times` times within `within_days` consecutive business "
+        "days, counting the occurrences between first_day and last_day (inclusive; NULL: no "
+        "bound): customer_id, reached_on (the first day they had), most_in_window (the most "
+        "occurrences in any such days)."),
+    "segment_members": (
+        "segment_name, day",
+        """SELECT customer_id, valid_from, valid_to
+FROM marts.segment_membership_history
+WHERE segment = segment_name
+  AND CASE WHEN day IS NULL THEN valid_to IS NULL
+           ELSE valid_from <= CAST(day AS DATE)
+                AND (valid_to IS NULL OR valid_to > CAST(day AS DATE)) END
+UNION ALL
+SELECT NULL, NULL, NULL WHERE NOT main.require_segment(segment_name)
+ORDER BY customer_id""",
+        "Members of a segment on a day (NULL: now, as of the last day computed), from its "
+        "history: customer_id, valid_from, valid_to of the membership."),
+    "segment_changes": (
+        "segment_name, first_day, last_day",
+        """WITH spells AS (
+    SELECT customer_id, valid_from, valid_to FROM marts.segment_membership_history
+    WHERE segment = segment_name
+)
+SELECT customer_id, valid_from AS day, 'entered' AS direction FROM spells AS s
+WHERE valid_from BETWEEN CAST(first_day AS DATE) AND CAST(last_day AS DATE)
+  AND NOT EXISTS (SELECT 1 FROM spells AS p
+                  WHERE p.customer_id = s.customer_id AND p.valid_to = s.valid_from)
+UNION ALL
+SELECT customer_id, valid_to, 'left' FROM spells AS s
+WHERE valid_to BETWEEN CAST(first_day AS DATE) AND CAST(last_day AS DATE)
+  AND NOT EXISTS (SELECT 1 FROM spells AS n
+                  WHERE n.customer_id = s.customer_id AND n.valid_from = s.valid_to)
+UNION ALL
+SELECT NULL, NULL, NULL WHERE NOT main.require_segment(segment_name)
+ORDER BY day, customer_id""",
+        "Who entered or left a segment between two days (inclusive): customer_id, day, "
+        "direction ('entered' or 'left'). A membership that ends the day another begins is "
+        "neither."),
+}
+"""The history macros of the BI snapshot (schema ``main``): name -> (parameters, query,
+description). Days may be given as ``DATE`` or as ``'YYYY-MM-DD'`` text. No parameter has a
+default: DuckDB 1.1 takes those by name only, so every call is written the same in every client
+(NULL where a bound or a day is left open). An unknown event or segment raises an error naming
+the close ones (``require_event``, ``require_segment``)."""
+
+
+def history_call(macro: str, *arguments: object) -> str:
+    """``SELECT * FROM main.<macro>(...)`` with ``arguments`` as literals (a ``date`` as a
+    ``DATE``, ``None`` as ``NULL``): how a program asks the snapshot what a BI tool asks it."""
+    if macro not in HISTORY_MACROS:
+        raise ValueError(f"no history macro named {macro!r}")
+    values = ", ".join(f"DATE {literal(a.isoformat())}" if isinstance(a, date) else literal(a)
+                       for a in arguments)
+    return f"SELECT * FROM main.{identifier(macro)}({values})"
+
+
+def history_macros(events: list[str], segments: list[str] | None) -> list[str]:
+    """``CREATE MACRO`` statements of the history macros, with their descriptions, for a
+    snapshot serving ``events`` and ``segments`` (``None``: no membership history served, no
+    segment macros)."""
+    statements = [_require_macro("event", "events", events)]
+    if segments is not None:
+        statements.append(_require_macro("segment", "segments", segments))
+    for name, (parameters, query, description) in HISTORY_MACROS.items():
+        if segments is None and name.startswith("segment_"):
+            continue
+        statements += [f"CREATE MACRO main.{name}({parameters}) AS TABLE\n{query}",
+                       f"COMMENT ON MACRO TABLE main.{name} IS "
+                       f"{literal(f'{name}({parameters}): {description}')}"]
+    return statements
+
+
+def _require_macro(kind: str, plural: str, names: list[str]) -> str:
+    """``main.require_<kind>(name)``: true when the snapshot has ``name``, else an error that
+    names the closest ones (Jaro-Winkler similarity 0.8 or more), or all of them."""
+    listed = f"CAST([{', '.join(literal(n) for n in sorted(names))}] AS VARCHAR[])"
+    otherwise = literal(f"{plural}: {', '.join(sorted(names))}" if names else f"no {plural}")
+    return f"""CREATE MACRO main.require_{kind}(name) AS CASE
+    WHEN list_contains({listed}, CAST(name AS VARCHAR)) THEN true
+    ELSE error('no {kind} named ' || coalesce(CAST(name AS VARCHAR), 'NULL')
+               || ' in the BI snapshot; ' || coalesce(
+        (SELECT 'did you mean ' || string_agg(candidate, ', ' ORDER BY score DESC, candidate)
+                || '?'
+         FROM (SELECT candidate, jaro_winkler_similarity(candidate, CAST(name AS VARCHAR)) AS score
+               FROM (SELECT unnest({listed}) AS candidate)
+               ORDER BY score DESC, candidate LIMIT 3) AS close
+         WHERE score >= 0.8), {otherwise}))
+END"""
+
+
+EVENT_COLUMNS: tuple[str, ...] = ("customer_id", "occurred_at", "event_date")
+"""What an events table needs to be in ``events._all_events`` (every event the framework builds
+has them, and ``definition_version``)."""
+
+
+def _history_statements(served: list[tuple[_Table, list[Path]]]) -> list[str]:
+    """``events._all_events`` and the history macros over the tables ``served``."""
+    events = [(t, files) for t, files in served
+              if t.schema == "events" and set(EVENT_COLUMNS) <= {c for c, _ in t.served}]
+    branches = []
+    for table, files in events:
+        types = dict(table.served)
+        version = (_read_back("definition_version", types["definition_version"])
+                   if "definition_version" in types else "CAST(NULL AS VARCHAR)")
+        branches.append(
+            f"SELECT {literal(table.name)} AS event, "
+            f"{', '.join(_read_back(c, types[c]) for c in EVENT_COLUMNS)}, "
+            f"{version} AS definition_version FROM {_parquet(files)}")
+    union = "\nUNION ALL\n".join(branches) or (
+        "SELECT CAST(NULL AS VARCHAR) AS event, CAST(NULL AS BIGINT) AS customer_id, "
+        "CAST(NULL AS TIMESTAMPTZ) AS occurred_at, CAST(NULL AS DATE) AS event_date, "
+        "CAST(NULL AS VARCHAR) AS definition_version WHERE false")
+    history = any(t.key == SEGMENT_MEMBERSHIP_HISTORY.name for t, _ in served)
+    segments = sorted(t.name for t, _ in served if t.schema == "segments") if history else None
+    return [f"CREATE VIEW {identifier(ALL_EVENTS[0])}.{identifier(ALL_EVENTS[1])} AS\n{union}",
+            *history_macros([t.name for t, _ in events], segments)]
