@@ -14,6 +14,7 @@ import warnings
 from crm_assets.cli.campaigns import cmd_audience
 from crm_assets.cli.clv import add_clv_commands
 from crm_assets.cli.engines import cmd_compile, cmd_spark
+from crm_assets.cli.history import add_history_commands
 from crm_assets.cli.inspect import (
     cmd_customer,
     cmd_dedupe_report,
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_commands(sub)
     _add_inspect_commands(sub)
+    add_history_commands(sub)
     _add_other_commands(sub)
     return parser
 
