@@ -118,6 +118,8 @@ def _project(root: Path, like: Settings, **overrides) -> Project:
 
 def make_project(tmp_path: Path, input_dir: Path = TINY, **overrides) -> Project:
     shutil.copytree(PROJECT_DIR / "sql", tmp_path / "project" / "sql")
+    reference = Path("seeds") / "reference"  # the RFM map
+    shutil.copytree(PROJECT_DIR / reference, tmp_path / "project" / reference)
     shutil.copyfile(PROJECT_DIR / "workspace.yaml", tmp_path / "project" / "workspace.yaml")
     shutil.copytree(input_dir, tmp_path / "input")
     home = tmp_path / "dagster_home"

@@ -241,7 +241,7 @@ HOSTILE: dict[str, tuple[str, str, list[str]]] = {
         "segments/bad.sql",
         "-- description: Customers.\n-- colour: blue\nselect customer_id from core.customers\n",
         ["{f}:2:4: unknown header key 'colour'; allowed: columns, description, grain, "
-         "incremental, kind, name, owner, references, tags, tests"]),
+         "incremental, kind, name, owner, params, references, tags, tests, variants"]),
     "header_name_mismatch": (
         "segments/bad.sql", "-- name: good\nselect customer_id from core.customers\n",
         ["{f}:1:4: header name 'good' does not match the file name 'bad'"]),
@@ -325,6 +325,18 @@ def _project_sql(tmp_path: Path) -> Path:
     return sql
 
 
+def _tables(sql: Path) -> int:
+    """The definitions of the files under ``sql``: one per file, one per variant of a file with
+    variants."""
+    from crm_assets.catalog.header import parse_header
+
+    def variants(path: Path) -> int:
+        found = parse_header(path.read_text(encoding="utf-8"))[0].get("variants")
+        return len(found) if found else 1
+
+    return sum(variants(p) for p in sql.glob("*/*.sql"))
+
+
 def _problems(sql: Path, external, **kwargs) -> list[str]:
     return [str(p) for p in load_catalog(sql, external, **kwargs).problems]
 
@@ -332,7 +344,13 @@ def _problems(sql: Path, external, **kwargs) -> list[str]:
 def test_the_project_catalogue_is_valid(external):
     catalog = load_catalog(PROJECT_DIR / "sql", external)
     assert [str(p) for p in catalog.problems] == []
-    assert len(catalog.definitions) == len(list((PROJECT_DIR / "sql").glob("*/*.sql")))
+    # a file with variants is one definition per variant
+    files = sorted((PROJECT_DIR / "sql").glob("*/*.sql"))
+    assert sorted({d.path for d in catalog.definitions}) == files
+    variants = {d.table for d in catalog.definitions if d.variant is not None}
+    assert {"segments.rfm_at_risk", "segments.lifecycle_lapsed", "segments.value_tier_gold",
+            "segments.women_25_34_kazan"} <= variants
+    assert len(catalog.definitions) == len(files) - 5 + len(variants)
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE), ids=str)
@@ -408,7 +426,7 @@ def test_all_bad_files_are_reported_in_one_pass_by_crm_validate(tmp_path, monkey
         relative.unlink()
     assert crm(["validate"]) == 0
     out, _ = capsys.readouterr()
-    assert out.strip().startswith(f"{len(list(sql.glob('*/*.sql')))} definition(s) valid")
+    assert out.strip().startswith(f"{_tables(sql)} definition(s) valid")
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,7 +677,7 @@ def test_a_new_process_takes_everything_from_the_disk_cache(tmp_path, external):
     sql = _project_sql(tmp_path)
     cache = tmp_path / "target" / "catalog_cache.json"
     first = _load_as_a_new_process(sql, external, cache)
-    n = len(list(sql.glob("*/*.sql")))
+    n = _tables(sql)
     assert (first.parsed, first.bound, first.problems) == (n, n, [])
     assert cache.is_file()
 
@@ -699,7 +717,7 @@ def test_the_disk_cache_never_hides_a_change(tmp_path, external):
 
 def test_a_broken_or_unwritable_disk_cache_costs_time_only(tmp_path, external):
     sql = _project_sql(tmp_path)
-    n = len(list(sql.glob("*/*.sql")))
+    n = _tables(sql)
     cache = tmp_path / "target" / "catalog_cache.json"
     cache.parent.mkdir()
     cache.write_bytes(b"\x80\x05 torn in the middle of a write")
@@ -718,7 +736,7 @@ def test_crm_validate_in_a_second_process_uses_the_cache(tmp_path):
     _project_sql(root)
     env = {**os.environ, "CRM_PROJECT_DIR": str(root)}
     env.pop("CRM_CATALOG_CACHE", None)
-    n = len(list((root / "sql").glob("*/*.sql")))
+    n = _tables(root / "sql")
 
     def validate(**extra) -> str:
         done = subprocess.run([sys.executable, "-m", "crm_assets.cli", "validate"], cwd=root,

@@ -58,6 +58,9 @@ def test_full_build_gives_hand_computed_tables(built, monkeypatch, capsys):
         # first purchases: O1 (person 1) and O3 (person 2) on the 10th, O4 (person 3) on the 11th
         ("first_purchase", D("2025-03-10"), 2, 2),
         ("first_purchase", D("2025-03-11"), 1, 1),
+        # the first day segments are computed, every membership is an entry
+        ("segment_entered", D("2025-03-12"), project.scalar(
+            "SELECT count(*) FROM marts.segment_membership_history"), 3),
     ]
     # everyone's first order is within 30 days of the as-of date: all three are new customers
     assert project.query("SELECT customer_id FROM segments.lifecycle_new ORDER BY 1") == [
@@ -355,7 +358,7 @@ def test_cli_runs_print_each_step_as_it_happens_unless_quiet(built, tmp_path, mo
     lines = capsys.readouterr().err.splitlines()
     assert re.fullmatch(r"run \S+ of nightly started", lines[0])
     steps = [line.split()[1:] for line in lines[1:-1]]
-    assert steps[0] == ["raw/customers", "started"]
+    assert steps[0] == ["core/rfm_segment_map", "started"]  # reads no raw table
     # each step starts, then ends with its time and rows (5 of the 7 orders are kept)
     done = {s[0]: " ".join(s[1:]) for s in steps if s[1] == "done"}
     assert re.fullmatch(r"done in \d+\.\d s, 5 rows", done["staging/orders"])

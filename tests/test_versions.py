@@ -78,7 +78,8 @@ def test_edit_plan_apply_and_history(built, tmp_path, monkeypatch, capsys):
     assert assets[SEGMENT]["disk_version"] == v2[SEGMENT]
     assert assets[EVENT]["ranges"] == [["2025-03-01", "2025-03-12"]]  # every built day
     assert assets["marts.segment_sizes_daily"]["because_of"] == [SEGMENT]  # via the history
-    assert assets["marts.event_daily_counts"]["because_of"] == [EVENT]  # a Python asset
+    # a Python asset, over every event: segment_entered reads the history croissant_buyers writes
+    assert assets["marts.event_daily_counts"]["because_of"] == [EVENT, SEGMENT]
     assert all(n.startswith("marts.") or n == "serving.snapshot"
                for n, a in assets.items() if a["reason"] == "downstream")
     assert assets["serving.snapshot"]["reason"] == "downstream"  # BI gets the rebuilt tables

@@ -94,14 +94,15 @@ def expand(stem: str, text: str) -> tuple[list[Variant], list[tuple[int, int, st
         for variant, values in variants.items():
             values = values or {}
             label = f"variant '{variant}'"
+            at = _line_of(text, where("variants", (1, 1)), str(variant))
             if not _NAME.fullmatch(str(variant)):
-                problems.append((*where("variants", (1, 1)), f"{label}: a variant name must be "
-                                 "lower_snake_case (it becomes part of a table name)"))
+                problems.append((*at, f"{label}: a variant name must be lower_snake_case (it "
+                                      "becomes part of a table name)"))
                 continue
             bad = [k for k, v in values.items() if not _is_value(v)]
             unused = sorted(set(values) - used)
             if bad or unused:
-                problems.append((*where("variants", (1, 1)), f"{label}: " + "; ".join(
+                problems.append((*at, f"{label}: " + "; ".join(
                     [f"'{k}' must be a text, number, boolean, date or a list of them"
                      for k in bad] + [f"sets '{k}', which the query never uses" for k in unused])))
                 continue
@@ -117,6 +118,18 @@ def expand(stem: str, text: str) -> tuple[list[Variant], list[tuple[int, int, st
         if not missing:
             out.append(Variant(name, variant, _render(text, calls, values), values))
     return out, problems
+
+
+def _line_of(text: str, start: tuple[int, int], variant: str) -> tuple[int, int]:
+    """Where ``variant:`` is written in the header, from the ``variants`` key on (or that key)."""
+    pattern = re.compile(rf"^(\s*--\s*(?:-\s*)?){re.escape(variant)}\s*:")
+    for number, line in enumerate(text.split("\n")[start[0] - 1:], start[0]):
+        if not line.lstrip().startswith("--"):
+            break
+        found = pattern.match(line)
+        if found:
+            return number, found.end(1) + 1
+    return start
 
 
 def _is_value(value: object) -> bool:

@@ -34,6 +34,7 @@ from crm_assets.cli.run import (
     cmd_status,
     cmd_unmerge,
 )
+from crm_assets.cli.segments import add_segment_commands
 from crm_assets.secrets import mask_url, scrub
 from crm_assets.tools.dialects import TARGETS
 
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(sub)
     _add_inspect_commands(sub)
     add_history_commands(sub)
+    add_segment_commands(sub)
     _add_other_commands(sub)
     return parser
 

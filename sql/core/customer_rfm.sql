@@ -15,10 +15,14 @@
 --   - not_null: rfm_segment
 select
     f.customer_id,
-    f.rfm_recency,
-    f.rfm_frequency,
-    f.rfm_monetary,
-    concat(f.rfm_recency, f.rfm_frequency, f.rfm_monetary) as rfm_cell,
+    cast(f.rfm_recency as integer) as rfm_recency,
+    cast(f.rfm_frequency as integer) as rfm_frequency,
+    cast(f.rfm_monetary as integer) as rfm_monetary,
+    concat(
+        cast(f.rfm_recency as integer),
+        cast(f.rfm_frequency as integer),
+        cast(f.rfm_monetary as integer)
+    ) as rfm_cell,
     m.rfm_segment,
     m.label as rfm_segment_label,
     f.recency_days,
