@@ -27,6 +27,7 @@ from conftest import FIXTURES, PROJECT_DIR, Project, make_project, materialized
 from crm_assets.catalog import load_catalog
 from crm_assets.defs.runs import run_job
 from crm_assets.project import external_tables
+from crm_assets.tools.dialects import compile_definition
 from crm_assets.warehouse.reference import ReferenceError, load_rfm_map
 from crm_assets.warehouse.tables import ensure_framework_tables
 
@@ -162,6 +163,8 @@ def test_variants_are_definitions_of_their_own(tmp_path):
     assert "where city = 'Казань' and orders_total >= 3" in kazan.body
     assert moscow.version != kazan.version and moscow.deps == ["core.customer_features"]
     assert [n for n, _ in kazan.schema] == ["customer_id", "orders_total"]
+    compiled = compile_definition(kazan, "postgres", as_of=AS_OF, business_timezone="UTC")
+    assert "city = 'Казань' AND orders_total >= 3" in compiled.sql
 
 
 def test_a_param_without_a_value_or_a_value_never_used_is_reported_where_it_is(tmp_path):

@@ -80,12 +80,16 @@ def test_edit_plan_apply_and_history(built, tmp_path, monkeypatch, capsys):
     assert assets["marts.segment_sizes_daily"]["because_of"] == [SEGMENT]  # via the history
     # a Python asset, over every event: segment_entered reads the history croissant_buyers writes
     assert assets["marts.event_daily_counts"]["because_of"] == [EVENT, SEGMENT]
-    assert all(n.startswith("marts.") or n == "serving.snapshot"
-               for n, a in assets.items() if a["reason"] == "downstream")
+    # and the events over the segment history, on the days built
+    over_history = {"events.segment_entered", "events.segment_exited", "exports.segment_entered"}
+    assert {n for n, a in assets.items() if a["reason"] == "downstream"
+            and not n.startswith("marts.") and n != "serving.snapshot"} == over_history
+    assert all(assets[n]["ranges"] == [["2025-03-01", "2025-03-12"]] for n in over_history)
     assert assets["serving.snapshot"]["reason"] == "downstream"  # BI gets the rebuilt tables
     runs = plan["runs"]
     assert SEGMENT in runs[0]["assets"] and runs[0]["first_day"] is None
-    assert runs[1] == {"assets": [EVENT], "first_day": "2025-03-01", "last_day": "2025-03-12"}
+    assert runs[1] == {"assets": [EVENT, *sorted(over_history)], "first_day": "2025-03-01",
+                       "last_day": "2025-03-12"}
     assert "marts.event_daily_counts" in runs[2]["assets"] and len(runs) == 3
     assert "serving.snapshot" in runs[2]["assets"]  # last, after the events it publishes
     ranged = project.instance.get_runs(filters=dg.RunsFilter(tags={
@@ -93,7 +97,9 @@ def test_edit_plan_apply_and_history(built, tmp_path, monkeypatch, capsys):
         "dagster/asset_partition_range_end": "2025-03-12"}))
     selections = sorted(sorted(k.to_user_string() for k in r.asset_selection or ())
                         for r in ranged)
-    assert selections == [[], ["events/croissant_purchase"]]  # the build (all), the plan's run
+    assert selections == [[], ["events/croissant_purchase", "events/segment_entered",
+                               "events/segment_exited", "exports/segment_entered"]]
+    # the build (all), the plan's run
 
     # new rows carry the new versions; both versions stay in the history
     assert project.query(f"SELECT DISTINCT definition_version FROM {SEGMENT}") == [(v2[SEGMENT],)]

@@ -147,20 +147,6 @@ LAYER_COLUMN_DOCS: dict[str, dict[str, str]] = {
 }
 """Columns the framework adds to every table of a layer: described once, for every table."""
 
-FRAMEWORK_COLUMN_DOCS: dict[str, dict[str, str]] = {
-    SEGMENT_MEMBERSHIP_HISTORY.name: {
-        "segment": "The segment's name (segments.<segment>).",
-        "customer_id": "The member's stable warehouse id.",
-        "valid_from": "The first day of the membership (inclusive).",
-        "valid_to": "The first day the person was no longer a member (exclusive); NULL: still a "
-                    "member as of the last day computed.",
-        "definition_version": "The version of the segment's SQL definition when the membership "
-                              "began.",
-    },
-}
-"""Column descriptions of framework tables the snapshot serves (where its declaration in
-:mod:`crm_assets.warehouse.tables` has none)."""
-
 ALL_EVENTS = ("events", "_all_events")
 """Every event's occurrences in one view: the history macros take an event's name as a value. No
 SQL file can define it (definition names start with a letter)."""
@@ -490,7 +476,6 @@ def _doc_of(table: _Table, docs: Mapping[str, TableDoc]) -> TableDoc:
     framework = _FRAMEWORK_TABLES.get(table.key)
     given = docs.get(table.key, TableDoc())
     columns = {**LAYER_COLUMN_DOCS.get(table.schema, {}),
-               **FRAMEWORK_COLUMN_DOCS.get(table.key, {}),
                **{c.name: c.description for c in (framework.columns if framework else ())
                   if c.description},
                **{c: d for c, d in given.columns.items() if d}}

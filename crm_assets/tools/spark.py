@@ -36,7 +36,7 @@ class SparkRun:
 
 
 def spark_session(master: str = "local[*]"):
-    """A Spark session in UTC (instants compare as the warehouse's), without the web UI."""
+    """A Spark session without the web UI (each run sets its time zone: the business's)."""
     with warnings.catch_warnings():  # pyspark 4.3 on pandas 3: this path uses no pandas
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
         from pyspark.sql import SparkSession
@@ -64,6 +64,9 @@ def run_definition(spark, d: Definition, snapshot_dir: Path, out_dir: Path, *, a
     if not compiled.portable:
         raise SparkRunError(f"{d.table} does not run on Spark: "
                             + "; ".join(compiled.non_portable.values()))
+    # as in the warehouse, a definition runs in the business time zone: a date cast of an instant
+    # is its business day, a day cast to an instant its business midnight
+    spark.conf.set("spark.sql.session.timeZone", business_timezone)
     for dep, view in views.items():
         spark.read.parquet(*manifest["tables"][dep]).createOrReplaceTempView(view)
     result = spark.sql(compiled.sql.strip().rstrip(";"))

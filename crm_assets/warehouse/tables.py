@@ -99,9 +99,14 @@ DEFINITION_VERSIONS = FrameworkTable(
 
 SEGMENT_MEMBERSHIP_HISTORY = FrameworkTable(
     "marts.segment_membership_history",
-    (_c("segment", "VARCHAR", True), _c("customer_id", "BIGINT", True),
-     _c("valid_from", "DATE", True), _c("valid_to", "DATE"),
-     _c("definition_version", "VARCHAR", True)),
+    (_c("segment", "VARCHAR", True, "The segment's name (segments.<segment>)."),
+     _c("customer_id", "BIGINT", True, "The member's stable warehouse id."),
+     _c("valid_from", "DATE", True, "The first day of the membership (inclusive)."),
+     _c("valid_to", "DATE", False, "The first day the person was no longer a member "
+                                   "(exclusive); NULL: still a member as of the last day "
+                                   "computed."),
+     _c("definition_version", "VARCHAR", True, "The version of the segment's SQL definition "
+                                               "when the membership began.")),
     written_by="segments",
     description="Who was in each segment when (SCD2: valid_from inclusive, valid_to exclusive).",
     renamed={"version": "definition_version"})

@@ -27,15 +27,9 @@ select
     ordered_at as occurred_at,
     order_id,
     previous_order_at,
-    date_diff(
-        'day',
-        cast(timezone(business_timezone(), previous_order_at) as date),
-        cast(timezone(business_timezone(), ordered_at) as date)
-    ) as gap_days
+    -- a date cast of an instant is its business day: definitions run in the business time zone
+    date_diff('day', cast(previous_order_at as date), cast(ordered_at as date)) as gap_days
 from orders
 where previous_order_at is not null
-    and date_diff(
-        'day',
-        cast(timezone(business_timezone(), previous_order_at) as date),
-        cast(timezone(business_timezone(), ordered_at) as date)
-    ) >= param('min_gap_days')
+    and date_diff('day', cast(previous_order_at as date), cast(ordered_at as date))
+    >= param('min_gap_days')

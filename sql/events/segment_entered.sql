@@ -12,7 +12,8 @@
 --   segment_version: The version of the segment definition that made them a member.
 select
     customer_id,
-    timezone(business_timezone(), cast(valid_from as timestamp)) as occurred_at,
+    -- midnight of the day in the business time zone (the session's)
+    cast(valid_from as timestamptz) as occurred_at,
     segment,
     definition_version as segment_version
 from marts.segment_membership_history

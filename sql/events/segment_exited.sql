@@ -11,7 +11,8 @@
 --   segment_version: The version of the segment definition of the membership that ended.
 select
     customer_id,
-    timezone(business_timezone(), cast(valid_to as timestamp)) as occurred_at,
+    -- midnight of the day in the business time zone (the session's)
+    cast(valid_to as timestamptz) as occurred_at,
     segment,
     definition_version as segment_version
 from marts.segment_membership_history

@@ -19,4 +19,4 @@ select
     sum(revenue_365d) as revenue_365d,
     count(*) filter (where is_email_reachable) as email_reachable
 from core.customer_features
-group by all
+group by coalesce(city, 'unknown')

@@ -4,7 +4,7 @@
 -- owner: growth@bakery.example
 -- tags: [behavioural, channel]
 -- grain: [customer_id]
--- params: {min_opens: 5, months: 6}
+-- params: {min_opens: 5}
 -- columns:
 --   emails_opened: E-mail opens in the window (an e-mail opened twice counts twice).
 select
@@ -15,7 +15,7 @@ from core.interactions
 where channel = 'email'
     and interaction_type = 'opened'
     and customer_id is not null
-    and occurred_at >= as_of_end() - to_months(param('months'))
+    and occurred_at >= as_of_end() - interval 6 month
     and occurred_at < as_of_end()
 group by customer_id
 having count(*) >= param('min_opens')
