@@ -31,7 +31,6 @@ from crm_assets.project import load_project_catalog
 from crm_assets.serving import snapshot
 from crm_assets.serving.snapshot import (
     ALL_EVENTS_COLUMNS,
-    FRAMEWORK_COLUMN_DOCS,
     LAYER_COLUMN_DOCS,
     MANIFEST_FILE,
     VIEWS_FILE,
@@ -199,7 +198,7 @@ COLUMN_COMMENTS = {
     ("segments", "croissant_buyers", "customer_id"): "A buyer.",
     ("segments", "lapsed", "as_of_date"): LAYER_COLUMN_DOCS["segments"]["as_of_date"],
     ("marts", "segment_membership_history", "valid_to"):
-        FRAMEWORK_COLUMN_DOCS[SEGMENT_MEMBERSHIP_HISTORY.name]["valid_to"],
+        next(c.description for c in SEGMENT_MEMBERSHIP_HISTORY.columns if c.name == "valid_to"),
     ("events", "_all_events", "event"): ALL_EVENTS_COLUMNS["event"],
 }
 """What BI tools show: the catalogue's, the framework's and the standard descriptions, and none
