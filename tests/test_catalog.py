@@ -528,7 +528,7 @@ def test_tricky_valid_files_are_accepted_with_the_right_dependencies(tmp_path, e
         ("customer_id", "BIGINT"), ("City", "VARCHAR")]
     event = by_table["events.zoned_occurrence"]
     assert [decl.name for decl, _ in event.declarations] == [
-        "unique_session_id", "not_null_session_id", "accepted_values_device",
+        "grain_session_id", "accepted_values_device",
         "expression_positive_views", "relationships_customer_id_core_customers"]
 
 

@@ -434,7 +434,7 @@ def _test_problems(d: Definition, binder: Binder) -> list[Problem]:
         def add(message: str, where: Position = where, decl: TestDeclaration = decl) -> None:
             problems.append(Problem(d.display_path, *where, f"test {decl.name}: {message}"))
 
-        if decl.args.get("columns") == d.grain and decl.kind in ("unique", "not_null"):
+        if decl.args.get("columns") == d.grain and decl.kind in ("unique", "not_null", "grain"):
             continue  # the grain, checked above
         for column in decl.columns:
             if column.lower() not in names:

@@ -14,7 +14,11 @@ import duckdb
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from crm_assets.catalog.data_tests import TestDeclarationError, parse_declaration
+from crm_assets.catalog.data_tests import (
+    TestDeclarationError,
+    grain_declaration,
+    parse_declaration,
+)
 from crm_assets.catalog.definition import (
     DEFAULT_KIND,
     DIALECT,
@@ -141,12 +145,12 @@ def _check_header(d: Definition, report: _Report) -> bool:
 
 
 def _declare_tests(d: Definition, report: _Report) -> None:
-    """The grain's unique + not_null, then each ``tests:`` entry, with where it is declared."""
+    """The grain's test (unique and not null, one check), then each ``tests:`` entry, with
+    where it is declared."""
     at = d.positions.get
     grain_at = at("grain") or (1, 1)
     if d.grain:
-        d.declarations.append((parse_declaration({"unique": d.grain}), grain_at))
-        d.declarations.append((parse_declaration({"not_null": d.grain}), grain_at))
+        d.declarations.append((grain_declaration(d.grain), grain_at))
     for i, entry in enumerate(d.tests):
         try:
             decl = parse_declaration(entry)
