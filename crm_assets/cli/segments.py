@@ -1,5 +1,5 @@
 """``crm sample`` and ``crm diff``: look at a segment before a campaign, or before publishing a
-changed definition (:mod:`crm_assets.warehouse.preview`). Both only read the warehouse."""
+changed definition (:mod:`crm_assets.serving.preview`). Both only read the warehouse."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from crm_assets.catalog import CatalogError
 from crm_assets.catalog.definition import UnknownName, resolve_table
 from crm_assets.cli.inspect import reading
 from crm_assets.project import load_project_catalog
+from crm_assets.serving.preview import Rows, diff_segment, drop_previews, sample_members
 from crm_assets.settings import load_settings
-from crm_assets.warehouse.preview import Rows, diff_segment, drop_previews, sample_members
 
 
 def add_segment_commands(sub) -> None:
