@@ -81,7 +81,7 @@ def test_edit_plan_apply_and_history(built, tmp_path, monkeypatch, capsys):
     # a Python asset, over every event: segment_entered reads the history croissant_buyers writes
     assert assets["marts.event_daily_counts"]["because_of"] == [EVENT, SEGMENT]
     # and the events over the segment history, on the days built
-    over_history = {"events.segment_entered", "events.segment_exited", "exports.segment_entered"}
+    over_history = {"events.segment_entered", "events.segment_exited"}
     assert {n for n, a in assets.items() if a["reason"] == "downstream"
             and not n.startswith("marts.") and n != "serving.snapshot"} == over_history
     assert all(assets[n]["ranges"] == [["2025-03-01", "2025-03-12"]] for n in over_history)
@@ -98,7 +98,7 @@ def test_edit_plan_apply_and_history(built, tmp_path, monkeypatch, capsys):
     selections = sorted(sorted(k.to_user_string() for k in r.asset_selection or ())
                         for r in ranged)
     assert selections == [[], ["events/croissant_purchase", "events/segment_entered",
-                               "events/segment_exited", "exports/segment_entered"]]
+                               "events/segment_exited"]]
     # the build (all), the plan's run
 
     # new rows carry the new versions; both versions stay in the history
