@@ -361,6 +361,11 @@ def test_crm_members_and_crm_events_answer_as_the_macros(serving, monkeypatch, c
                                     "1,2026-06-01,\n3,2026-06-03,2026-06-07\n", "")
     assert cli(monkeypatch, capsys, serving, "members", "croissant_buyers")[1] == (
         "customer_id,valid_from,valid_to\n1,2026-06-01,\n4,2026-06-08,\n")
+    # as a table, a member still in has an empty valid_to, not "None"
+    assert [line.split() for line in cli(monkeypatch, capsys, serving, "members",
+                                         "croissant_buyers", "--format", "table")[1].splitlines()
+            ] == [["customer_id", "valid_from", "valid_to"], ["1", "2026-06-01"],
+                  ["4", "2026-06-08"]]
     # instants in the business time zone: the 00:30 purchase of June 2
     assert cli(monkeypatch, capsys, serving, "events", "croissant_purchase", "--on",
                "2026-06-02")[1] == ("customer_id,occurrences,first_occurred_at,last_occurred_at\n"

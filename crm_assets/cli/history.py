@@ -120,7 +120,7 @@ def _answer(command: str, args: argparse.Namespace, query) -> int:
     elif frame.empty:
         print(" ".join(frame.columns))
     else:
-        print(frame.to_string(index=False, na_rep=""))
+        print(frame.fillna("").to_string(index=False))
     return 0
 
 
