@@ -28,7 +28,7 @@ from crm_assets.catalog import load_catalog
 from crm_assets.defs.runs import run_job
 from crm_assets.project import external_tables
 from crm_assets.tools.dialects import compile_definition
-from crm_assets.warehouse.reference import ReferenceError, load_rfm_map
+from crm_assets.warehouse.reference import ReferenceDataError, load_rfm_map
 from crm_assets.warehouse.tables import ensure_framework_tables
 
 AS_OF = date(2025, 6, 30)
@@ -107,7 +107,7 @@ def test_a_map_with_a_gap_or_an_overlap_is_refused_and_the_old_map_kept(tmp_path
     overlap.write_text("\n".join(
         line.replace(",1,2,4,5,4,5", ",1,2,4,5,3,5") if line.startswith("cant_lose_them")
         else line for line in lines) + "\n")
-    with pytest.raises(ReferenceError) as err:
+    with pytest.raises(ReferenceDataError) as err:
         load_rfm_map(con, overlap)
     assert str(err.value) == (
         f"{overlap}: every (recency, frequency, monetary) combination must be in exactly one "
@@ -116,12 +116,14 @@ def test_a_map_with_a_gap_or_an_overlap_is_refused_and_the_old_map_kept(tmp_path
         "cant_lose_them")
     gap = tmp_path / "gap.csv"  # no Lost
     gap.write_text("\n".join(line for line in lines if not line.startswith("lost")) + "\n")
-    with pytest.raises(ReferenceError, match=r"R1 F1 M1 in no segment; .* R1 F1 M5 in no segment"):
+    with pytest.raises(ReferenceDataError,
+                       match=r"R1 F1 M1 in no segment; .* R1 F1 M5 in no segment"):
         load_rfm_map(con, gap)
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join([*lines[:2], lines[2].replace(",3,4,", ",4,3,")]) + "\n")
-    with pytest.raises(ReferenceError, match=r"bad.csv:3: segment 'loyal': needs a name, a label "
-                                             r"and each score range within 1-5 with min <= max"):
+    with pytest.raises(ReferenceDataError,
+                       match=r"bad.csv:3: segment 'loyal': needs a name, a label and each score "
+                             r"range within 1-5 with min <= max"):
         load_rfm_map(con, bad)
     assert con.execute("SELECT count(*), count(DISTINCT rfm_segment) FROM core.rfm_segment_map"
                        ).fetchone() == (13, 11)

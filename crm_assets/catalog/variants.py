@@ -13,9 +13,9 @@ A file's query may call ``param('name')``; the header gives the values::
 Without ``variants`` the file is one table (its name) with the defaults. With them it is one table
 per variant, ``<file name>_<variant>`` (``segments.city_buyers_moscow``), each with the defaults
 overridden by the variant's values; ``param('variant')`` is the variant's name. Each call is
-replaced by the value as a SQL literal *before*
-anything else reads the text, so every variant is an ordinary definition: checked, bound,
-versioned (a changed value is a new version of that variant only), compiled and traced on its own.
+replaced by the value as a SQL literal *before* anything else reads the text, so every variant is
+an ordinary definition: checked, bound, versioned (a changed value is a new version of that
+variant only), compiled and traced on its own.
 The replacement keeps every line where it was, so messages point into the file as written.
 
 Values are YAML scalars (text, numbers, booleans, dates) or lists of them (a DuckDB list,
@@ -38,9 +38,6 @@ from crm_assets.quoting import literal
 
 _MAYBE = re.compile(r"\bparam\s*\(|^\s*--\s*(params|variants)\s*:", re.IGNORECASE | re.MULTILINE)
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-
-Scalar = str | int | float | bool | date | None
-
 
 @dataclass(frozen=True)
 class Variant:

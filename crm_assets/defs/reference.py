@@ -6,7 +6,7 @@ import dagster as dg
 from crm_assets.defs.metadata import asset_key, table_schema
 from crm_assets.defs.resources import POOL, Warehouse
 from crm_assets.settings import Settings
-from crm_assets.warehouse.reference import ReferenceError, load_rfm_map
+from crm_assets.warehouse.reference import ReferenceDataError, load_rfm_map
 from crm_assets.warehouse.tables import RFM_SEGMENT_MAP
 
 RFM_MAP_KEY = asset_key(RFM_SEGMENT_MAP.name)
@@ -23,7 +23,7 @@ def build_reference_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         try:
             with warehouse.connect() as con:
                 ranges, changed = load_rfm_map(con, path)
-        except ReferenceError as err:
+        except ReferenceDataError as err:
             raise dg.Failure(str(err)) from err
         if not changed:
             context.log.info(f"{path} unchanged: {RFM_SEGMENT_MAP.name} left as it is")

@@ -195,8 +195,7 @@ def _materialize_segment(context: dg.AssetExecutionContext, con, a: _Asset, as_o
     checks = run_data_tests(con, a.tests, d.table)
     meta = common_metadata(d, stats["members"])
     meta.update({"as_of_date": as_of.isoformat(), "members": stats["members"],
-                 "entered": stats["entered"],
-                 "exited": stats["exited"]})
+                 "entered": stats["entered"], "exited": stats["exited"]})
     meta.update(a.lineage(context))
     return dg.MaterializeResult(asset_key=a.key, metadata=meta, check_results=checks or None)
 

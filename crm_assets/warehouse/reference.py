@@ -17,14 +17,14 @@ import duckdb
 
 from crm_assets.quoting import literal
 from crm_assets.warehouse.connection import transaction
-from crm_assets.warehouse.state import next_batch, set_built_version
+from crm_assets.warehouse.state import built_version, next_batch, set_built_version
 from crm_assets.warehouse.tables import RFM_SEGMENT_MAP
 
 SCORES = ("recency", "frequency", "monetary")
 _COLUMNS = {c.name: c.type for c in RFM_SEGMENT_MAP.columns}
 
 
-class ReferenceError(ValueError):
+class ReferenceDataError(ValueError):
     """A reference file that cannot be used as it is; the message names the file and line."""
 
 
@@ -32,13 +32,13 @@ def load_rfm_map(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, bool]
     """Check ``path`` and make it ``core.rfm_segment_map``; (ranges, whether it changed).
 
     Raises:
-        ReferenceError: unreadable, a score out of 1-5 or a range upside down, a name with two
+        ReferenceDataError: unreadable, a score out of 1-5 or a range upside down, a name with two
             labels, or a combination in no segment or in two.
     """
     try:
         text = path.read_bytes()
     except OSError as err:
-        raise ReferenceError(f"{path}: cannot read the RFM map: {err}") from err
+        raise ReferenceDataError(f"{path}: cannot read the RFM map: {err}") from err
     version = hashlib.sha256(text).hexdigest()[:16]
     read = (f"read_csv({literal(str(path))}, header = true, auto_detect = false, "
             f"columns = {{{', '.join(f'{literal(n)}: {literal(t)}' for n, t in _COLUMNS.items())}"
@@ -47,13 +47,12 @@ def load_rfm_map(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, bool]
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rfm_map AS SELECT *, "
                     f"row_number() OVER () + 1 AS _line FROM {read}")
     except duckdb.Error as err:
-        raise ReferenceError(f"{path}: not a valid RFM map: {str(err).splitlines()[0]}") from err
+        first_line = str(err).splitlines()[0]
+        raise ReferenceDataError(f"{path}: not a valid RFM map: {first_line}") from err
     try:
         _check(con, path)
-        built = con.execute("SELECT definition_version FROM meta.built_versions "
-                            "WHERE table_name = ?", [RFM_SEGMENT_MAP.name]).fetchone()
         ranges = con.execute("SELECT count(*) FROM _rfm_map").fetchone()[0]
-        if built == (version,):
+        if built_version(con, RFM_SEGMENT_MAP.name) == version:
             return ranges, False
         batch = next_batch(con)
         with transaction(con):
@@ -72,14 +71,15 @@ def _check(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     bad = con.execute(f"SELECT _line, rfm_segment FROM _rfm_map WHERE rfm_segment IS NULL "
                       f"OR label IS NULL OR {bounds} ORDER BY _line LIMIT 5").fetchall()
     if bad:
-        raise ReferenceError("; ".join(
+        raise ReferenceDataError("; ".join(
             f"{path}:{line}: segment {name!r}: needs a name, a label and each score range "
             "within 1-5 with min <= max" for line, name in bad))
     two = con.execute("SELECT rfm_segment, min(_line) FROM _rfm_map GROUP BY 1 "
                       "HAVING count(DISTINCT label) > 1 ORDER BY 2").fetchall()
     if two:
-        raise ReferenceError("; ".join(f"{path}:{line}: segment {name!r} has different labels "
-                                       "on different lines" for name, line in two))
+        raise ReferenceDataError("; ".join(
+            f"{path}:{line}: segment {name!r} has different labels on different lines"
+            for name, line in two))
     wrong = con.execute(
         """WITH combos AS (
                SELECT r, f, m FROM range(1, 6) r(r), range(1, 6) f(f), range(1, 6) m(m))
@@ -94,5 +94,5 @@ def _check(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         shown = [f"R{r} F{f} M{m} in " + (" and ".join(names) if names else "no segment")
                  for r, f, m, names in wrong[:8]]
         more = f" (and {len(wrong) - 8} more)" if len(wrong) > 8 else ""
-        raise ReferenceError(f"{path}: every (recency, frequency, monetary) combination must be in "
-                             f"exactly one segment: {'; '.join(shown)}{more}")
+        raise ReferenceDataError(f"{path}: every (recency, frequency, monetary) combination must "
+                                 f"be in exactly one segment: {'; '.join(shown)}{more}")
