@@ -22,6 +22,7 @@ from test_staging import TABLES, query, stage_folder
 
 from crm_assets.defs.checks import FRESHNESS_CHECK, freshness_result
 from crm_assets.defs.resources import Warehouse
+from crm_assets.ingest import reader
 from crm_assets.ingest.contracts import SOURCES, SourceFileError
 from crm_assets.ingest.files import table_of
 from crm_assets.ingest.freshness import freshness
@@ -216,3 +217,58 @@ def test_freshness_check_runs_on_its_own_in_dagster(tmp_path):
     assert result.get_asset_materialization_events() == []
     con = duckdb.connect(str(project.settings.warehouse_path), read_only=True)
     con.close()  # the check's connection was released
+
+
+def test_a_file_read_in_small_blocks_gives_the_rows_of_one_read(monkeypatch):
+    """Streaming: malformed records, a quoted newline and a truncated last record come out the
+    same, numbered the same, whether Arrow reads the file in one block or in many."""
+    data = (HEADER + ROW + "O2,C1\n" + ROW.replace("O1", "O3") + '"O4\nx",C1,S1,,web,ok,1\n'
+            + "O5,C1,S1,,web,ok,1,extra\n" * 3 + ROW.replace("O1", "O6") * 20
+            + 'O7,C1,S1,,web,ok,"1').encode()
+    whole = rows(data)
+    monkeypatch.setattr(reader, "BLOCK_SIZE", 100)
+    blocks = list(reader.SourceReader(io.BytesIO(data), len(data), ORDERS, "o.csv").batches())
+    assert len(blocks) > 5
+    assert rows(data) == whole
+    assert [r[4] for r in whole] == list(range(1, 29))  # every record once, in file order
+    assert [r[0] for r in whole if r[3] is not None] == [None, None, None, None, "O7"]
+    assert whole[1][3].startswith("record 2: expected 7 fields, found 2")
+    assert whole[27][3] == ("record 28: the file ends inside a quoted field (unterminated "
+                            "quote; truncated file?)")
+    assert whole[27][2] == "1"  # the open field keeps what it held, nothing of the sentinel
+
+
+def test_a_file_larger_than_the_memory_limit_loads_completely_and_once(tmp_path):
+    """A run's connection has the configured memory limit; an orders file three times larger
+    than it streams in whole, each record once, and loads once."""
+    input_dir = tmp_path / "in"
+    shutil.copytree(TINY, input_dir)
+    records = 800_000
+    with duckdb.connect() as con:
+        con.execute(f"""COPY (SELECT 'O' || i AS order_id, 'C' || (i % 1000) AS customer_id,
+                                     'S1' AS store_id,
+                                     TIMESTAMP '2025-03-01' + i * INTERVAL 1 SECOND AS ordered_at,
+                                     'web' AS channel, 'completed' AS status,
+                                     (i % 997) || '.50' AS total_amount,
+                                     repeat('x', 50) AS note
+                              FROM range(1, {records + 1}) r(i))
+                        TO '{input_dir / "orders.csv"}' (HEADER)""")
+    size = (input_dir / "orders.csv").stat().st_size
+    project = make_project(tmp_path, input_dir, memory_limit="24MB")
+    warehouse = project.definitions().resources["warehouse"]
+    with warehouse.connect() as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "22.8 MiB"
+        assert size > 3 * 24 * 1000**2
+        first = load_source(con, "orders", input_dir)
+        again = load_source(con, "orders", input_dir)
+        (input_dir / "orders.csv").touch()  # same bytes, new mtime: hashed, then skipped
+        touched = load_source(con, "orders", input_dir)
+    loaded = project.query("""SELECT count(*), count(DISTINCT _row_number), min(_row_number),
+                                     max(_row_number), count(_parse_error),
+                                     count(DISTINCT order_id)
+                              FROM raw.orders""")[0]
+    files = project.query("SELECT row_count FROM meta.loaded_files WHERE table_name = 'orders'")
+    assert [r.rows for r in first.results] == [records]
+    assert [r.skipped for r in again.results + touched.results] == [True, True]
+    assert loaded == (records, records, 1, records, 0, records)
+    assert files == [(records,)]

@@ -74,6 +74,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         resources={"warehouse": Warehouse(database=str(settings.warehouse_path),
                                            business_timezone=settings.business_timezone,
                                            lock_wait_seconds=settings.lock_wait_seconds,
+                                           connection_config=settings.duckdb_config,
                                            earliest_plausible_date=(
                                                settings.earliest_plausible_date.isoformat()),
                                            plausible_days_after_load=(

@@ -10,9 +10,12 @@ binary) is refused too. The separator is the most frequent of ``,`` ``;`` tab ``
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from crm_assets.ingest.contracts import SourceFileError
 
@@ -20,39 +23,75 @@ DELIMITERS = (",", ";", "\t", "|")
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def _position(data: bytes, offset: int) -> str:
-    line = data.count(b"\n", 0, offset) + 1
-    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-    return f"line {line}, byte {column} of the line"
+_CHUNK = 1 << 23
+"""Bytes read at a time: every check streams the file, so memory does not grow with it."""
 
 
-def _first_invalid_utf8(data: bytes, start: int = 0) -> tuple[int, str] | None:
-    """Offset and reason of the first byte that is not UTF-8, or None; streams, no big copy."""
-    view = memoryview(data)
-    i, n, chunk = start, len(data), 1 << 23
-    while i < n:
-        j = min(n, i + chunk)
+def chunks(fh: BinaryIO, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(offset, bytes)`` of consecutive pieces of ``fh`` from ``start`` up to ``stop`` (or its
+    end)."""
+    fh.seek(start)
+    offset = start
+    while stop is None or offset < stop:
+        block = fh.read(_CHUNK if stop is None else min(_CHUNK, stop - offset))
+        if not block:
+            return
+        yield offset, block
+        offset += len(block)
+
+
+def read_at(fh: BinaryIO, offset: int, size: int) -> bytes:
+    """``size`` bytes of ``fh`` from ``offset`` (fewer at its end)."""
+    fh.seek(offset)
+    return fh.read(size)
+
+
+def _position(fh: BinaryIO, offset: int) -> str:
+    """``line L, byte B of the line`` of the byte at ``offset``."""
+    lines, line_start = 1, 0
+    for at, block in chunks(fh, 0, offset):
+        lines += block.count(b"\n")
+        last = block.rfind(b"\n")
+        if last >= 0:
+            line_start = at + last + 1
+    return f"line {lines}, byte {offset - line_start + 1} of the line"
+
+
+def _first_invalid_utf8(fh: BinaryIO, start: int) -> tuple[int, str] | None:
+    """Offset and reason of the first byte that is not UTF-8, or None; streams the file."""
+    pending, base = b"", start  # bytes of a character cut by a chunk boundary, and their offset
+    for _, block in chunks(fh, start):
+        data = pending + block
         try:
-            _, consumed = codecs.utf_8_decode(view[i:j], "strict", j == n)
+            _, consumed = codecs.utf_8_decode(data, "strict", False)
         except UnicodeDecodeError as err:
-            return i + err.start, err.reason
-        if consumed == 0:  # an incomplete character at a chunk boundary: take a larger bite
-            chunk *= 2
-            continue
-        i += consumed
+            return base + err.start, err.reason
+        pending, base = data[consumed:], base + consumed
+    try:
+        codecs.utf_8_decode(pending, "strict", True)
+    except UnicodeDecodeError as err:
+        return base + err.start, err.reason
     return None
 
 
-def _looks_like_damaged_utf8(data: bytes, start: int) -> bool:
+def _looks_like_damaged_utf8(fh: BinaryIO, start: int) -> bool:
     """At least as many well-formed multi-byte UTF-8 characters as bad bytes: damaged UTF-8.
 
     Windows-1251 Cyrillic is almost never valid UTF-8 (a capital letter is a lead byte, but the
     next byte is rarely a continuation byte: ``СЁ`` is one of the few pairs that are), so a cp1251
     file has nearly only bad bytes, while a damaged UTF-8 file has a few among many good ones.
     """
-    text = codecs.utf_8_decode(memoryview(data)[start:], "replace", True)[0]
-    bad = text.count("\ufffd")
-    non_ascii = len(text) - len(text.encode("ascii", "ignore")) - bad
+    bad = non_ascii = 0
+    pending = b""
+    pieces = (block for _, block in chunks(fh, start))
+    for block in itertools.chain(pieces, [None]):
+        final = block is None
+        data = pending + (block or b"")
+        text, consumed = codecs.utf_8_decode(data, "replace", final)
+        pending = data[consumed:]
+        bad += text.count("\ufffd")
+        non_ascii += len(text) - len(text.encode("ascii", "ignore"))
+    non_ascii -= bad
     return non_ascii > 0 and non_ascii >= bad
 
 
@@ -87,8 +126,11 @@ class Encoding:
     tail_problem: str | None = None
 
 
-def detect_encoding(data: bytes, path: Path | str = "<bytes>") -> Encoding:
+def detect_encoding(fh: BinaryIO, size: int, path: Path | str = "<bytes>") -> Encoding:
     """UTF-8 (with or without BOM) or Windows-1251, else :class:`SourceFileError`.
+
+    ``fh`` is the file opened for binary reading, ``size`` its length; it is read a chunk at a
+    time, never whole.
 
     * A UTF-8 BOM means UTF-8; the rest must then be valid UTF-8.
     * Valid UTF-8 throughout means UTF-8. A file ending inside a multi-byte character is UTF-8
@@ -97,36 +139,39 @@ def detect_encoding(data: bytes, path: Path | str = "<bytes>") -> Encoding:
       refused, naming the line of the first bad byte.
     * Otherwise the file must decode as Windows-1251 and read as text (:func:`_is_cp1251_text`).
     """
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    head = read_at(fh, 0, 1 << 16)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SourceFileError(f"{path}: line 1: UTF-16 is not supported; export as UTF-8 or "
                               "Windows-1251")
-    if b"\x00" in data[:1 << 16]:
+    if b"\x00" in head:
         raise SourceFileError(f"{path}: line 1: NUL bytes: not a text CSV file (UTF-16? binary?)")
-    bom = data.startswith(_UTF8_BOM)
+    bom = head.startswith(_UTF8_BOM)
     start = len(_UTF8_BOM) if bom else 0
-    bad = _first_invalid_utf8(data, start)
+    bad = _first_invalid_utf8(fh, start)
     if bad is None:
-        return Encoding("utf-8", start, len(data))
+        return Encoding("utf-8", start, size)
     offset, reason = bad
-    if reason == "unexpected end of data" and offset >= len(data) - 3:
+    if reason == "unexpected end of data" and offset >= size - 3:
         return Encoding("utf-8", start, offset,
                         "the file ends in the middle of a UTF-8 character (truncated file?)")
-    if bom or _looks_like_damaged_utf8(data, start):
+    if bom or _looks_like_damaged_utf8(fh, start):
         raise SourceFileError(
-            f"{path}: {_position(data, offset)}: byte 0x{data[offset]:02X} is not valid UTF-8 "
-            f"({reason}) in a file that is otherwise UTF-8; the file is damaged or mixes "
-            "encodings: fix or re-export it (nothing of it was loaded)")
-    try:
-        data.decode("cp1251")
-    except UnicodeDecodeError as err:
+            f"{path}: {_position(fh, offset)}: byte 0x{read_at(fh, offset, 1)[0]:02X} is not "
+            f"valid UTF-8 ({reason}) in a file that is otherwise UTF-8; the file is damaged or "
+            "mixes encodings: fix or re-export it (nothing of it was loaded)")
+    for at, block in chunks(fh):
+        try:
+            block.decode("cp1251")  # one byte per character: a chunk boundary splits none
+        except UnicodeDecodeError as err:
+            raise SourceFileError(
+                f"{path}: {_position(fh, at + err.start)}: byte 0x{block[err.start]:02X} is "
+                "neither UTF-8 nor Windows-1251 text") from None
+    sample_start = max(0, offset - 4096)
+    if not _is_cp1251_text(read_at(fh, sample_start, offset + (1 << 20) - sample_start)):
         raise SourceFileError(
-            f"{path}: {_position(data, err.start)}: byte 0x{data[err.start]:02X} is neither "
-            "UTF-8 nor Windows-1251 text") from None
-    if not _is_cp1251_text(data[max(0, offset - 4096):offset + (1 << 20)]):
-        raise SourceFileError(
-            f"{path}: {_position(data, offset)}: not UTF-8, and not readable as Windows-1251 "
+            f"{path}: {_position(fh, offset)}: not UTF-8, and not readable as Windows-1251 "
             "text either (KOI8-R? CP866?); export as UTF-8 or Windows-1251")
-    return Encoding("cp1251", 0, len(data))
+    return Encoding("cp1251", 0, size)
 
 
 def sniff_delimiter(header_line: str) -> str:

@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from crm_assets.ingest.contracts import SOURCES, SourceFileError, SourceTable, raw_ddl
 from crm_assets.ingest.files import SourceFile, file_sha256, source_files
-from crm_assets.ingest.reader import read_source_file
+from crm_assets.ingest.reader import SourceReader
 from crm_assets.quoting import identifier
 from crm_assets.warehouse.connection import table_exists, transaction
 from crm_assets.warehouse.suppression import drop_suppressed
@@ -98,24 +99,33 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
         [source.name, sha]).fetchone()[0]
     if already:
         return LoadResult(source.name, name, 0, skipped=True)
-    read = read_source_file(path, source)
     loaded_at = loaded_at or datetime.now(UTC)
     con.execute(raw_ddl(source))
     select_cols = ", ".join(identifier(c) for c in source.column_names)
-    with transaction(con):
-        con.register("_incoming", read.rows)
+    with path.open("rb") as fh:
+        read = SourceReader(fh, stat.st_size, source, path)  # refuses a bad header or encoding
+        # one INSERT over the file's blocks as Arrow reads them: DuckDB pulls the next block when
+        # it has written the last, so memory does not grow with the file
+        con.register("_incoming", pa.RecordBatchReader.from_batches(read.schema, read.batches()))
         try:
-            con.execute(
-                f"INSERT INTO raw.{identifier(source.name)} SELECT {select_cols}, _parse_error, "
-                "?, ?, _row_number, ? FROM _incoming",
-                [name, sha, loaded_at])
+            with transaction(con):
+                try:
+                    con.execute(
+                        f"INSERT INTO raw.{identifier(source.name)} SELECT {select_cols}, "
+                        "_parse_error, ?, ?, _row_number, ? FROM _incoming",
+                        [name, sha, loaded_at])
+                except duckdb.Error:
+                    if read.failure is not None:  # DuckDB reports it as its own error
+                        raise read.failure from None
+                    raise
+                suppressed = drop_suppressed(con, source.name, sha, suppression_key)
+                con.execute(
+                    f"INSERT INTO {LOADED_FILES.name} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [source.name, name, sha, read.rows, loaded_at, run_id, stat.st_size,
+                     stat.st_mtime_ns, suppressed])
         finally:
             con.unregister("_incoming")
-        suppressed = drop_suppressed(con, source.name, sha, suppression_key)
-        con.execute(f"INSERT INTO {LOADED_FILES.name} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [source.name, name, sha, read.rows.num_rows, loaded_at, run_id,
-                     stat.st_size, stat.st_mtime_ns, suppressed])
-    return LoadResult(source.name, name, read.rows.num_rows, skipped=False,
+    return LoadResult(source.name, name, read.rows, skipped=False,
                       parse_errors=read.parse_errors, ignored_columns=read.ignored_columns,
                       encoding=read.encoding, delimiter=read.delimiter)
 
