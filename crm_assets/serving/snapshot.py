@@ -180,7 +180,8 @@ def _served_tables(con: duckdb.DuckDBPyConnection, tier: Tier) -> list[_Table]:
             "SELECT c.schema_name, c.table_name, c.column_name, c.data_type "
             "FROM duckdb_columns() c JOIN duckdb_tables() t USING (database_name, schema_name, "
             "table_name) WHERE c.database_name = current_database() AND NOT t.temporary "
-            "AND list_contains(?, c.schema_name) ORDER BY 1, 2, c.column_index",
+            "AND list_contains(?, c.schema_name) AND NOT starts_with(c.table_name, '_crm_') "
+            "ORDER BY 1, 2, c.column_index",
             [list(tier.schemas)]).fetchall():
         if tier.tables is not None and f"{schema}.{table}" not in tier.tables:
             continue

@@ -38,9 +38,13 @@ def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5,
                  only: str | None = None) -> Accounting:
     """Match every row of ``raw.<table>`` with its rows in ``staging.<table>`` + rejects.
 
-    One full outer join of per-key counts (two hash aggregates), so it stays cheap at millions of
-    rows. ``duplicated_rows`` counts the extra appearances (a key seen 3 times counts 2), also of a
-    key repeated in raw itself, which ``meta.loaded_files`` should make impossible.
+    First, per raw file, the count and a multiset hash (the sum of the 64-bit hashes of the row
+    numbers) of raw are compared with those of the table and the rejects together
+    (:func:`_fingerprints_match`): equal, every raw row is there exactly once, short of a 64-bit
+    hash collision, for the price of one scan of two columns. Otherwise, to say what is wrong,
+    one full outer join of per-key counts (two hash aggregates) finds the rows.
+    ``duplicated_rows`` counts the extra appearances (a key seen 3 times counts 2), also of a key
+    repeated in raw itself, which ``meta.loaded_files`` should make impossible.
 
     Args:
         examples: how many offending keys (``file#row: problem``) to describe at most.
@@ -48,6 +52,13 @@ def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5,
             those rows are matched (the others did not move), and the three tables' row counts
             must still add up.
     """
+    if only is None and _fingerprints_match(con, table):
+        raw_rows, staged, rejected = con.execute(
+            f"""SELECT (SELECT count(*) FROM raw.{identifier(table)}),
+                       (SELECT count(*) FROM staging.{identifier(table)}),
+                       (SELECT count(*) FROM staging.rejects WHERE table_name = $table)""",
+            {"table": table}).fetchone()
+        return Accounting(table, int(raw_rows), int(staged), int(rejected), 0, 0, 0)
     touched = "" if only is None else (
         f" SEMI JOIN {only} x ON x._file_sha256 = t._file_sha256 "
         "AND x._row_number = t._row_number")
@@ -90,6 +101,26 @@ def account_rows(con: duckdb.DuckDBPyConnection, table: str, examples: int = 5,
                 ORDER BY file, rn LIMIT {int(examples)}""", params).fetchall())
     return Accounting(table, int(raw_rows), int(staged), int(rejected), int(missing),
                       int(duplicated), int(unknown), found)
+
+
+def _fingerprints_match(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether each raw file's rows and the table's plus the rejects' rows of that file have the
+    same count and the same sum of ``hash(_row_number)``: the same multiset of rows, unless 64-bit
+    hashes collide. Grouping by a file's hash, one value per file, costs a fraction of a second
+    at 15M rows, where matching rows one by one takes ten."""
+    per_file = ("SELECT _file_sha256 AS sha, count(*) AS n, "
+                "sum(hash(_row_number)::HUGEINT) AS h FROM {} GROUP BY ALL")
+    (mismatched,) = con.execute(
+        f"""WITH r AS ({per_file.format(f"raw.{identifier(table)}")}),
+                 o AS (SELECT sha, sum(n) AS n, sum(h) AS h FROM (
+                           {per_file.format(f"staging.{identifier(table)}")}
+                           UNION ALL
+                           {per_file.format("staging.rejects WHERE table_name = $table")})
+                       GROUP BY ALL)
+            SELECT count(*) FROM r FULL OUTER JOIN o USING (sha)
+            WHERE r.n IS DISTINCT FROM o.n OR r.h IS DISTINCT FROM o.h""",
+        {"table": table}).fetchone()
+    return mismatched == 0
 
 
 @dataclass(frozen=True)

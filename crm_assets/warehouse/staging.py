@@ -158,34 +158,62 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
                     "LIMIT 0")
         rows, rejected = _counts(con, d)
         return StagingResult(rows, 0, 0, 0, rejected, False, batch)
-    if full:  # every raw row, read where it is
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_judged AS {d.body}\n")
-        judged = int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
-    else:
+    if not full:
         _dirty_rows(con, d, raw, new_files, seen)
         judged = _judge(con, d, raw)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_ranked AS {ranking_query(d, '_crm_judged')}")
-    if full:  # one copy of the table in memory at a time (temporary tables live there)
-        con.execute("DROP TABLE _crm_judged")
-    (conflicting,) = con.execute(
-        "SELECT count(*) FROM _crm_ranked WHERE _reject_reason LIKE 'superseded:%' "
-        f"AND suffix(_reject_reason, {literal(CONFLICT)})").fetchone()
+        _contest(con, d, "_crm_judged")
+    building = _building(d)
+    con.execute(f"DROP TABLE IF EXISTS {building}")  # left by a run killed before it was done
+    if full:  # every raw row judged again, straight into a table that becomes staging's
+        con.execute(f"CREATE TABLE {building} AS {_all_judged(d, batch)}")
     with transaction(con):
-        written = _replace(con, d, raw, batch, full)
-        if full:  # every file is judged again
+        if full:
+            judged, written = _replace_all(con, d, raw, building)
             con.execute(f"DELETE FROM {STAGED_FILES.name} WHERE table_name = ?", [d.name])
+        else:
+            written = _replace(con, d, raw, batch)
         mark_staged(con, d.name, new_files, run_id)
         for ref, last in seen.items():
             set_watermark(con, d.table, ref, last)
         set_built_version(con, d.table, version_built(d, con), batch, d.grain)
         record_version(con, d, run_id)
+    (conflicting,) = con.execute(
+        "SELECT count(*) FROM _crm_contested WHERE _reject_reason LIKE 'superseded:%' "
+        f"AND suffix(_reject_reason, {literal(CONFLICT)})").fetchone()
     if not full:  # the accounting check then matches only these rows
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM _crm_judged")
-    for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_ranked", "_crm_same"):
+    for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_contested", "_crm_same"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     rows, rejected = _counts(con, d)
     return StagingResult(rows, judged, len(new_files), written, rejected, full, batch,
                          int(conflicting))
+
+
+def _contest(con: duckdb.DuckDBPyConnection, d: Definition, judged: str) -> None:
+    """``_crm_contested``: the rows of ``judged`` whose key has two or more versions without a
+    problem, ranked (:func:`ranking_query`); usually a handful.
+
+    Every other key needs no ranking: its one valid row (if any) is kept and the others are
+    rejected for their problem, which is what the ranking would give them. So the rows are
+    never sorted as a whole, and a first build costs little more than the staging query.
+    """
+    grain = ", ".join(identifier(k) for k in d.grain)
+    same_key = " AND ".join(f"j.{identifier(k)} IS NOT DISTINCT FROM c.{identifier(k)}"
+                            for k in d.grain)
+    keys = (f"SELECT {grain} FROM {judged} WHERE _problem IS NULL "
+            "GROUP BY ALL HAVING count(*) > 1")
+    rows = f"(SELECT j.* FROM {judged} j SEMI JOIN ({keys}) c ON {same_key})"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_contested AS {ranking_query(d, rows)}")
+
+
+def _ranked(judged: str) -> str:
+    """Every row of ``judged`` with its ``_reject_reason``: its problem, unless it is among
+    ``_crm_contested``, which has it ranked."""
+    return f"""(SELECT * EXCLUDE (_problem), _problem AS _reject_reason
+                FROM {judged} j ANTI JOIN _crm_contested c
+                    ON j._file_sha256 = c._file_sha256 AND j._row_number = c._row_number
+                UNION ALL BY NAME
+                SELECT * FROM _crm_contested)"""
 
 
 def _counts(con: duckdb.DuckDBPyConnection, d: Definition) -> tuple[int, int]:
@@ -260,47 +288,81 @@ def _judge(con: duckdb.DuckDBPyConnection, d: Definition, raw: str) -> int:
     return int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
 
 
-def _replace(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, batch: int,
-             full: bool) -> int:
+def _building(d: Definition) -> str:
+    """Where a full refresh writes ``staging.<name>`` before it replaces it: a name no reader
+    uses (:mod:`~crm_assets.serving.snapshot` skips ``_crm_`` tables)."""
+    return f"staging.{identifier('_crm_building_' + d.name)}"
+
+
+def _all_judged(d: Definition, batch: int) -> str:
+    """The staging query over all of raw, in the table's columns plus ``_problem``."""
+    columns = ", ".join(f"CAST({identifier(n)} AS {t}) AS {identifier(n)}"
+                        for n, t in d.published_schema if n != "_batch")
+    return (f"SELECT {columns}, CAST({batch} AS BIGINT) AS _batch, _problem "
+            f"FROM ({d.body}\n)")
+
+
+def _replace_all(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, building: str
+                 ) -> tuple[int, int]:
+    """A first build or full refresh: ``building`` (every raw row judged, written by the staging
+    query as bare as it can be) loses its rejected rows to the rejects and its ``_problem``
+    column (both cheap in DuckDB), and becomes the table. Rows judged, and rows kept.
+    """
+    judged = int(con.execute(f"SELECT count(*) FROM {building}").fetchone()[0])
+    _contest(con, d, building)
+    con.execute(f"DELETE FROM {REJECTS.name} WHERE table_name = ?", [d.name])
+    problems = f"(SELECT * EXCLUDE (_batch) FROM {building} WHERE _problem IS NOT NULL)"
+    _insert_rejects(con, d, raw, _ranked(problems))
+    con.execute(f"""DELETE FROM {building} t WHERE _problem IS NOT NULL OR EXISTS (
+        SELECT 1 FROM _crm_contested c WHERE c._reject_reason IS NOT NULL
+            AND c._file_sha256 = t._file_sha256 AND c._row_number = t._row_number)""")
+    con.execute(f"ALTER TABLE {building} DROP COLUMN _problem")
+    con.execute(f"DROP TABLE IF EXISTS {d.table}")
+    con.execute(f"ALTER TABLE {building} RENAME TO {identifier(d.table.split('.', 1)[1])}")
+    return judged, int(con.execute(f"SELECT count(*) FROM {d.table}").fetchone()[0])
+
+
+def _replace(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, batch: int) -> int:
     """The judged rows replace what the table and the rejects held for them; keys written."""
     kept = ", ".join(identifier(n) for n, _ in d.published_schema if n != "_batch")
-    same = "(SELECT NULL AS _file_sha256, NULL AS _row_number WHERE false)"
-    if full:
-        columns = ", ".join(f"{identifier(n)} {t}" for n, t in d.published_schema)
-        con.execute(f"CREATE OR REPLACE TABLE {d.table} ({columns})")
-        con.execute(f"DELETE FROM {REJECTS.name} WHERE table_name = ?", [d.name])
-    else:
-        # Rows judged again exactly as before keep their batch: what reads the table has
-        # nothing new to take in from them (a customer's new version leaves their orders be).
-        judged_before = rows_by_rowid(
-            d.table, f"SELECT t.rowid FROM {d.table} t SEMI JOIN _crm_ranked j ON "
-                     "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number", kept)
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_same AS
-            {judged_before}
-            INTERSECT
-            SELECT {kept} FROM _crm_ranked WHERE _reject_reason IS NULL""")
-        same = "_crm_same"
-        con.execute(f"DELETE FROM {d.table} t WHERE EXISTS (SELECT 1 FROM _crm_ranked j WHERE "
-                    "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number) "
-                    "AND NOT EXISTS (SELECT 1 FROM _crm_same j WHERE "
-                    "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number)")
-        con.execute(f"DELETE FROM {REJECTS.name} t WHERE table_name = ? AND EXISTS (SELECT 1 "
-                    "FROM _crm_ranked j WHERE j._file_sha256 = t._file_sha256 AND "
-                    "j._row_number = t._row_number)", [d.name])
+    ranked = _ranked("_crm_judged")
+    # Rows judged again exactly as before keep their batch: what reads the table has nothing new
+    # to take in from them (a customer's new version leaves their orders be).
+    judged_before = rows_by_rowid(
+        d.table, f"SELECT t.rowid FROM {d.table} t SEMI JOIN _crm_judged j ON "
+                 "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number", kept)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_same AS
+        {judged_before}
+        INTERSECT
+        SELECT {kept} FROM {ranked} WHERE _reject_reason IS NULL""")
+    con.execute(f"DELETE FROM {d.table} t WHERE EXISTS (SELECT 1 FROM _crm_judged j WHERE "
+                "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number) "
+                "AND NOT EXISTS (SELECT 1 FROM _crm_same j WHERE "
+                "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number)")
+    con.execute(f"DELETE FROM {REJECTS.name} t WHERE table_name = ? AND EXISTS (SELECT 1 "
+                "FROM _crm_judged j WHERE j._file_sha256 = t._file_sha256 AND "
+                "j._row_number = t._row_number)", [d.name])
     written = con.execute(
-        f"INSERT INTO {d.table} ({kept}, _batch) SELECT {kept}, {batch} FROM _crm_ranked j "
-        f"WHERE _reject_reason IS NULL AND NOT EXISTS (SELECT 1 FROM {same} s WHERE "
+        f"INSERT INTO {d.table} ({kept}, _batch) SELECT {kept}, {batch} FROM {ranked} j "
+        "WHERE _reject_reason IS NULL AND NOT EXISTS (SELECT 1 FROM _crm_same s WHERE "
         "s._file_sha256 = j._file_sha256 AND s._row_number = j._row_number)").fetchone()[0]
-    # The raw row by a join, not a correlated subquery: DuckDB then builds the hash table on
-    # the few rejects and turns only matched raw rows into JSON (5x faster at 8M orders).
+    _insert_rejects(con, d, raw, ranked)
+    return int(written)
+
+
+def _insert_rejects(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, ranked: str
+                    ) -> None:
+    """The rows of ``ranked`` with a ``_reject_reason`` into the rejects, each with its raw row.
+
+    The raw row by a join, not a correlated subquery: DuckDB then builds the hash table on the
+    few rejects and turns only matched raw rows into JSON (5x faster at 8M orders).
+    """
     con.execute(
         f"""INSERT INTO {REJECTS.name} (table_name, _source_file, _file_sha256, _row_number,
                                         reason, raw_row, rejected_at, grain_key,
                                         reference_keys)
             SELECT ?, s._source_file, s._file_sha256, s._row_number, s._reject_reason,
                    to_json(r), now(), {grain_key_sql(d, 's')}, {reference_keys_sql(d, 's')}
-            FROM _crm_ranked s LEFT JOIN {raw} r
+            FROM {ranked} s LEFT JOIN {raw} r
                 ON r._file_sha256 = s._file_sha256 AND r._row_number = s._row_number
             WHERE s._reject_reason IS NOT NULL""", [d.name])
-    return int(written)
-
