@@ -113,7 +113,21 @@ def _project(root: Path, like: Settings, **overrides) -> Project:
         "partition_start": like.partition_start, "business_timezone": like.business_timezone,
         "freshness_hours": like.freshness_hours, "max_reject_rate": like.max_reject_rate,
         **overrides})
-    return Project(root, settings, dg.DagsterInstance.from_config(str(root / "dagster_home")))
+    return Project(root, settings, instance_at(root / "dagster_home"))
+
+
+def instance_at(home: Path) -> dg.DagsterInstance:
+    """The Dagster instance of ``home`` (its dagster.yaml names ``DAGSTER_HOME``, read while the
+    instance is made), leaving the process environment as it was."""
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        return dg.DagsterInstance.from_config(str(home))
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before
 
 
 def make_project(tmp_path: Path, input_dir: Path = TINY, **overrides) -> Project:

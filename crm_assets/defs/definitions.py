@@ -14,6 +14,7 @@ from crm_assets.defs.checks import build_freshness_checks
 from crm_assets.defs.clv import build_clv_fit_asset
 from crm_assets.defs.contacts import build_contact_checks
 from crm_assets.defs.erasure import ERASE_JOB, build_erasure_job
+from crm_assets.defs.event_log import EVENT_BATCH_SIZE  # noqa: F401  (per-day records in batches)
 from crm_assets.defs.identity import build_identity_asset
 from crm_assets.defs.jobs import NIGHTLY, build_jobs
 from crm_assets.defs.marts import build_event_daily_counts
