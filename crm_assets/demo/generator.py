@@ -89,8 +89,8 @@ def generate(
     """
     if customers < 50:
         raise ValueError("customers must be at least 50 (every trap needs a few persons)")
-    if customers > 5_000_000:
-        raise ValueError("customers above 5,000,000 would run out of unique phone numbers")
+    if customers > 50_000_000:
+        raise ValueError("customers above 50,000,000 would run out of unique phone numbers")
     if end <= start:
         raise ValueError("end must be after start")
     if (end - start).days >= MAX_SPAN_DAYS:

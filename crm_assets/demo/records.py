@@ -97,8 +97,11 @@ def _name_and_number_columns(run: Run) -> str:
     """Names in Cyrillic and Latin letters, the e-mail domain, and numbers unique per person.
 
     Unique numbers come from affine permutations: the e-mail suffix ``pid * 7919 + a`` modulo
-    10^d, the phone subscriber ``pid * 3021377 + b`` modulo 10^7 (both factors are prime to the
-    modulus), with a and b fixed by the seed.
+    10^d, the phone subscriber ``key * 3021377 + b`` modulo 10^7 (both factors are prime to the
+    modulus), with a and b fixed by the seed. Keys run to 3n (households and namesakes sharing a
+    phone have keys of their own above n); from 3.3M persons on, keys 10^7 apart share a
+    subscriber number, so the mobile code then follows the key: the same subscriber number, a
+    different code.
     """
     nf, ns = len(MALE_FIRST_NAMES), len(SURNAMES)
     all_first = MALE_FIRST_NAMES + FEMALE_FIRST_NAMES
@@ -113,6 +116,15 @@ def _name_and_number_columns(run: Run) -> str:
     email_mod = 10 ** max(3, len(str(run.n)))
     email_add = run.r.salt("email_number") % email_mod
     phone_add = run.r.salt("phone_number") % 10**7
+    # whose number it is: the person's, the household's, the namesakes' (below 3n)
+    phone_key = (f"(CASE WHEN trap = 1 THEN {run.n} + grp WHEN namesakes_share_phone "
+                 f"THEN 2 * {run.n} + grp ELSE pid END)")
+    if 3 * run.n < 10**7:  # every key has a subscriber number of its own: codes drawn at random
+        mobile = (f"WHEN trap = 1 OR namesakes_share_phone THEN {mobile_codes}[hh_mobile_code + 1] "
+                  f"ELSE {mobile_codes}[mobile_code + 1]")
+    else:  # keys 10^7 apart share a subscriber number: each block of 10^7 shifts the code by one
+        mobile = (f"ELSE {mobile_codes}[({phone_key} % 10000000 + {phone_key} // 10000000) "
+                  f"% {len(MOBILE_CODES)} + 1]")
     return f"""{first_names}[fn_idx + 1 + female::INT * {nf}] AS fn0,
                 {last_names}[ln_idx + 1 + female::INT * {ns}] AS ln0,
                 {first_lat}[fn_idx + 1 + female::INT * {nf}] AS fn_lat,
@@ -124,12 +136,8 @@ def _name_and_number_columns(run: Run) -> str:
                 -- living together)
                 CASE WHEN trap = 1 AND hh_landline
                      THEN {landline}[city + 1][landline_pick % len({landline}[city + 1]) + 1]
-                     WHEN trap = 1 OR namesakes_share_phone
-                        THEN {mobile_codes}[hh_mobile_code + 1]
-                     ELSE {mobile_codes}[mobile_code + 1] END AS ph_code,
-                (CASE WHEN trap = 1 THEN {run.n} + grp
-                      WHEN namesakes_share_phone THEN 2 * {run.n} + grp
-                      ELSE pid END * 3021377 + {phone_add}) % 10000000 AS ph_num,
+                     {mobile} END AS ph_code,
+                ({phone_key} * 3021377 + {phone_add}) % 10000000 AS ph_num,
                 {fmt_pick}[phone_fmt_pick + 1] AS phone_fmt0"""
 
 
