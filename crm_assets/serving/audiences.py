@@ -48,8 +48,12 @@ class Audience:
 
 def _ctes(con: duckdb.DuckDBPyConnection, name: str, *, channel: str, seed: str,
           holdout_pct: float = 0, sample_pct: float | None = None,
-          day: date | None = None, contacts: str = "core.customers") -> tuple[str, int, int]:
-    """``WITH members AS (...), reachable AS (...)`` and the two bucket bounds."""
+          day: date | None = None, days: list[date] | None = None,
+          contacts: str = "core.customers") -> tuple[str, int, int]:
+    """``WITH members AS (...), reachable AS (...)`` and the two bucket bounds.
+
+    An event's members are those of ``day``, or of each of ``days`` (then ``reachable`` has an
+    ``event_date`` column: one row per person and day)."""
     if channel not in CHANNELS:
         raise AudienceError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
     if not 0 <= holdout_pct <= 100 or not 0 <= (sample_pct or 0) <= 100 - holdout_pct:
@@ -59,11 +63,13 @@ def _ctes(con: duckdb.DuckDBPyConnection, name: str, *, channel: str, seed: str,
         raise AudienceError(f"no segment or event named {name!r} in the BI snapshot")
     if "segments" in layers:
         members = f"SELECT DISTINCT customer_id FROM segments.{identifier(name)}"
-    elif day is None:
+    elif day is None and days is None:
         raise AudienceError(f"{name} is an event: give the day of the occurrences (--day)")
     else:
-        members = (f"SELECT DISTINCT customer_id FROM events.{identifier(name)} "
-                   f"WHERE event_date = DATE {literal(day.isoformat())}")
+        dates = ", ".join(f"DATE {literal(d.isoformat())}" for d in ([day] if day else days))
+        members = (f"SELECT DISTINCT event_date, customer_id FROM events.{identifier(name)} "
+                   f"WHERE event_date IN ({dates or 'NULL'})")
+    by_day = "m.event_date, " if "event_date" in members else ""
     contact, consent = CHANNELS[channel]
     reachable = f"coalesce(c.{consent}, false)" + (
         f" AND c.{contact} IS NOT NULL" if contact else "")
@@ -72,7 +78,7 @@ def _ctes(con: duckdb.DuckDBPyConnection, name: str, *, channel: str, seed: str,
     target_to = 10000 if sample_pct is None else holdout_to + round(sample_pct * 100)
     ctes = f"""WITH members AS ({members}),
 reachable AS (
-    SELECT m.customer_id, c.first_name, {f'c.{contact}' if contact else 'NULL'} AS contact,
+    SELECT {by_day}m.customer_id, c.first_name, {f'c.{contact}' if contact else 'NULL'} AS contact,
         CAST(('0x' || left(md5({seed_sql} || ':' || CAST(m.customer_id AS VARCHAR)), 8))
              AS UBIGINT) % 10000 AS bucket
     FROM members m JOIN {contacts} c ON c.customer_id = m.customer_id
@@ -91,6 +97,18 @@ def audience_sql(con: duckdb.DuckDBPyConnection, name: str, **options) -> str:
 FROM reachable
 WHERE bucket < {target_to}
 ORDER BY customer_id"""
+
+
+def audience_by_day_sql(con: duckdb.DuckDBPyConnection, name: str, days: list[date],
+                        **options) -> str:
+    """The audience of the event ``name`` on each of ``days`` at once: ``event_date``, then the
+    columns of :func:`audience_sql` (one query for a range of days, not one per day)."""
+    ctes, holdout_to, target_to = _ctes(con, name, days=days, **options)
+    return ctes + f"""SELECT event_date, customer_id,
+    CASE WHEN bucket < {holdout_to} THEN 'holdout' ELSE 'target' END AS audience_group,
+    first_name, contact
+FROM reachable
+WHERE bucket < {target_to}"""
 
 
 CONTACTS_ALIAS = "contacts"

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from crm_assets.quoting import literal
-from crm_assets.serving.audiences import audience_sql
+from crm_assets.serving.audiences import audience_by_day_sql
 from crm_assets.warehouse.state import set_watermark, watermark
 from crm_assets.warehouse.tables import EVENT_DAYS
 
@@ -47,17 +47,22 @@ def write_trigger_exports(con: duckdb.DuckDBPyConnection, event: str, folder: Pa
                           days: list[date], up_to_batch: int | None = None) -> dict[date, int]:
     """Write ``<folder>/<day>.csv`` for each of ``days``; the people written per day.
 
-    One small ``COPY`` per day (~15 ms each); a day's file is replaced whole. ``up_to_batch``
-    (from :func:`days_to_export`) is recorded as what the export has taken in.
+    The audience of every day is computed by one query; then one small ``COPY`` per day from it
+    (a query per day cost ~25 ms, 20 s for two years). A day's file is replaced whole.
+    ``up_to_batch`` (from :func:`days_to_export`) is recorded as what the export has taken in.
     """
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[date, int] = {}
+    con.execute("CREATE OR REPLACE TEMP TABLE _crm_export AS "
+                f"{audience_by_day_sql(con, event, days, channel='email', seed=event)}")
     for day in days:
-        sql = audience_sql(con, event, channel="email", seed=event, day=day)
         tmp = folder / f".{day}.csv.tmp"
-        written[day] = int(con.execute(f"COPY ({sql}) TO {literal(str(tmp))} (HEADER)"
-                                       ).fetchone()[0])
+        written[day] = int(con.execute(
+            "COPY (SELECT * EXCLUDE (event_date) FROM _crm_export "
+            f"WHERE event_date = DATE {literal(day.isoformat())} ORDER BY customer_id) "
+            f"TO {literal(str(tmp))} (HEADER)").fetchone()[0])
         tmp.replace(folder / f"{day}.csv")
+    con.execute("DROP TABLE _crm_export")
     if up_to_batch is not None:
         set_watermark(con, f"exports.{event}", f"events.{event}", up_to_batch)
     return written
