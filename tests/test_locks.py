@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import date
 
 import dagster as dg
+import duckdb
 import pytest
 
 from crm_assets.cli.main import main
@@ -94,3 +95,27 @@ def test_a_run_waits_for_an_outside_lock_that_goes_away(project):
     logs = project.instance.all_logs(result.run_id)
     assert any(f"held by process {holder.pid}" in (e.user_message or "") for e in logs)
     assert project.instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_a_run_lets_go_of_the_warehouse_when_it_ends_even_failed(project):
+    """A run keeps the file open between its steps (one DuckDB instance for the run); once it
+    ends, succeeded or failed in a later step, this process and any other can open it."""
+    assert project.nightly(date(2025, 3, 13)).success
+    hold(project.settings.warehouse_path, 0, mode="write").wait()  # another process: opens it
+    with duckdb.connect(str(project.settings.warehouse_path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM core.customers").fetchone()[0] > 0
+
+    # a night failing after raw, in staging's blocking reject_rate check
+    (project.input_dir / "orders_bad_dates.csv").write_text(
+        "order_id,customer_id,store_id,ordered_at,channel,status,total_amount\n"
+        "O8,C3,S1,2099-03-13 10:00:00,in_store,completed,120.00\n", encoding="utf-8")
+    result = project.nightly(date(2025, 3, 13))
+    assert not result.success
+    failed = {e.step_key for e in project.instance.all_logs(
+        result.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)}
+    assert "staging__orders" in failed
+    hold(project.settings.warehouse_path, 0, mode="write").wait()
+    with duckdb.connect(str(project.settings.warehouse_path), read_only=True) as con:
+        loaded = con.execute("SELECT count(*) FROM meta.loaded_files "
+                             "WHERE source_file LIKE '%orders_bad_dates.csv'").fetchone()[0]
+    assert loaded == 1  # the raw step before the failure committed, and the file is free
