@@ -7,11 +7,13 @@ so a change of rule shows up as a failing row, not as a drifted golden file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from collections.abc import Iterator
 from decimal import Decimal
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from crm_assets.functions import contacts as cleaning
@@ -187,6 +189,28 @@ def test_email_and_issue_share_one_parse_per_distinct_value(con, monkeypatch) ->
     got = select(con, "(crm_email(v), crm_email_key(v), crm_email_issue(v))", rows)
     assert sorted(calls) == sorted(distinct)
     assert got == [tuple(clean_email(r)) for r in rows]  # answers land on their own rows
+
+
+def test_a_batch_of_more_values_than_the_cache_holds_parses_each_once(monkeypatch) -> None:
+    """``contact_checks`` hands millions of distinct values to ``clean_emails`` at once: each is
+    still parsed once, for all three answers (here with a cache of 4 for 20 values)."""
+    calls: list[str] = []
+    real = cleaning.validate_email
+
+    def counting(value, **kwargs):
+        calls.append(value)
+        return real(value, **kwargs)
+
+    monkeypatch.setattr(cleaning, "validate_email", counting)
+    monkeypatch.setattr(cleaning, "_parse_email",
+                        functools.lru_cache(maxsize=4)(cleaning._parse_email.__wrapped__))
+    distinct = [f"user{i}@mail.ru" for i in range(19)] + ["bad@"]
+    got = cleaning.clean_emails(pa.array(distinct * 3 + [None, "  "]))
+    assert sorted(calls) == sorted(distinct)
+    assert got.column("email").to_pylist() == (distinct[:19] + [None]) * 3 + [None, None]
+    assert got.column("issue").to_pylist()[19] is not None  # "bad@", on its own row
+    assert got.to_pylist()[:20] == [{"email": r.email, "email_key": r.key, "issue": r.issue}
+                                    for r in map(clean_email, distinct)]
 
 
 # --- phone ----------------------------------------------------------------------------------
