@@ -174,7 +174,9 @@ def test_placeholder_email(con, raw: str) -> None:
     assert got == [(None, None, "placeholder email")]
 
 
-def test_email_and_issue_share_one_parse_per_distinct_value(con, monkeypatch) -> None:
+@pytest.fixture
+def validated(monkeypatch) -> list[str]:
+    """Every value handed to the e-mail library from here on (the real library still answers)."""
     calls: list[str] = []
     real = cleaning.validate_email
 
@@ -184,29 +186,26 @@ def test_email_and_issue_share_one_parse_per_distinct_value(con, monkeypatch) ->
 
     monkeypatch.setattr(cleaning, "validate_email", counting)
     clear_cleaning_caches()
+    return calls
+
+
+def test_email_and_issue_share_one_parse_per_distinct_value(con, validated) -> None:
     distinct = [f"user{i}@mail.ru" for i in range(7)] + ["bad@"]
     rows = [distinct[i % len(distinct)] for i in range(5000)]  # spans several DuckDB vectors
     got = select(con, "(crm_email(v), crm_email_key(v), crm_email_issue(v))", rows)
-    assert sorted(calls) == sorted(distinct)
+    assert sorted(validated) == sorted(distinct)
     assert got == [tuple(clean_email(r)) for r in rows]  # answers land on their own rows
 
 
-def test_a_batch_of_more_values_than_the_cache_holds_parses_each_once(monkeypatch) -> None:
+def test_a_batch_of_more_values_than_the_cache_holds_parses_each_once(validated, monkeypatch
+                                                                      ) -> None:
     """``contact_checks`` hands millions of distinct values to ``clean_emails`` at once: each is
     still parsed once, for all three answers (here with a cache of 4 for 20 values)."""
-    calls: list[str] = []
-    real = cleaning.validate_email
-
-    def counting(value, **kwargs):
-        calls.append(value)
-        return real(value, **kwargs)
-
-    monkeypatch.setattr(cleaning, "validate_email", counting)
     monkeypatch.setattr(cleaning, "_parse_email",
                         functools.lru_cache(maxsize=4)(cleaning._parse_email.__wrapped__))
     distinct = [f"user{i}@mail.ru" for i in range(19)] + ["bad@"]
     got = cleaning.clean_emails(pa.array(distinct * 3 + [None, "  "]))
-    assert sorted(calls) == sorted(distinct)
+    assert sorted(validated) == sorted(distinct)
     assert got.column("email").to_pylist() == (distinct[:19] + [None]) * 3 + [None, None]
     assert got.column("issue").to_pylist()[19] is not None  # "bad@", on its own row
     assert got.to_pylist()[:20] == [{"email": r.email, "email_key": r.key, "issue": r.issue}
