@@ -39,7 +39,8 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 from dagster._serdes import ConfigurableClassData
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -88,7 +89,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                     self.conn_string_for_shard(shard), poolclass=QueuePool, pool_size=1,
                     max_overflow=2, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
                                                   "check_same_thread": False})
-                event.listen(engine, "connect", _sync_normal)
+                sqlalchemy_event.listen(engine, "connect", _sync_normal)
             self._engines[shard] = engine  # the most recently used last
             while len(self._engines) > ENGINES_KEPT:
                 self._engines.popitem(last=False)[1].dispose()
@@ -99,10 +100,10 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def wipe(self) -> None:
-        super().wipe()  # deletes the files: their engines go too
-        with self._db_lock:
+        with self._db_lock:  # no connection stays open on a file about to be deleted
             while self._engines:
                 self._engines.popitem()[1].dispose()
+        super().wipe()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if len({e.run_id for e in events}) != 1 or not all(
