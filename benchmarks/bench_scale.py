@@ -29,7 +29,10 @@ Per scale, in ``<work>/<persons>/``:
    (``prepare_connection``, ``as_of_date()``, the ``crm_*`` cleaning and model-scoring functions
    a query calls, registered before the clock starts, their caches cleared). Each statement is
    timed for wall and for CPU (``getrusage(RUSAGE_SELF)`` deltas: DuckDB's threads included), and
-   its table dropped, untimed:
+   its table dropped, untimed. The raw floors run first, in a process of their own; then, unless
+   ``--keep``, the generated files and the snapshots are deleted (the model floors read only the
+   warehouse: at 10M persons files, warehouse and spill fill a 100 GB disk otherwise), and the
+   model floors run in another:
 
    * ``raw__<table>``: ``CREATE TABLE ... AS SELECT * FROM read_csv('<file>', all_varchar =
      true)`` for each file feeding the table (``crm_assets.ingest.files.source_files``), summed;
@@ -237,28 +240,30 @@ def event_range_query(d: Definition, settings: Settings, first_day: date, last_d
             f"AND src.occurred_at < TIMESTAMPTZ {literal(end.isoformat())}")
 
 
-def floor_statements(settings: Settings, first_day: date, last_day: date
+def floor_statements(settings: Settings, first_day: date, last_day: date, part: str
                      ) -> list[tuple[str, Definition | None, str]]:
-    """(step key, its definition if it has one, SELECT) of every floor statement."""
-    raw = [(f"raw__{table}", None, f"SELECT * FROM read_csv({literal(str(f.path))}, "
-                                   "all_varchar = true)")
-           for table in SOURCES
-           for f in source_files(settings.input_dir, table, settings.landing_dir)]
+    """(step key, its definition if it has one, SELECT) of every floor statement of ``part``:
+    ``raw`` (the input files read bare) or ``models`` (every SQL model on the warehouse)."""
+    if part == "raw":
+        return [(f"raw__{table}", None, f"SELECT * FROM read_csv({literal(str(f.path))}, "
+                                        "all_varchar = true)")
+                for table in SOURCES
+                for f in source_files(settings.input_dir, table, settings.landing_dir)]
     catalog = load_project_catalog(settings)
     catalog.raise_for_problems()
     models = [(step_key(d), d, event_range_query(d, settings, first_day, last_day)
                if d.kind == "event" else d.body) for d in catalog.definitions]
     counts = ("marts__event_daily_counts", None, event_daily_counts_sql(
         [d.table for d in catalog.definitions if d.kind == "event"]))
-    return [*raw, *models, counts]
+    return [*models, counts]
 
 
-def measure_floors(warehouse: Path, as_of: date, first_day: date, last_day: date
+def measure_floors(warehouse: Path, as_of: date, first_day: date, last_day: date, part: str
                    ) -> dict[str, dict]:
     """Wall and CPU seconds of each step's floor statements on ``warehouse`` (summed per step),
     in one connection opened as the project opens the warehouse, without its framework."""
     settings = load_settings()
-    statements = floor_statements(settings, first_day, last_day)
+    statements = floor_statements(settings, first_day, last_day, part)
     con = duckdb.connect(str(warehouse), config=settings.duckdb_config)
     try:
         prepare_connection(con, settings.business_timezone, settings.earliest_plausible_date,
@@ -289,12 +294,12 @@ def measure_floors(warehouse: Path, as_of: date, first_day: date, last_day: date
     return floors
 
 
-def floors_of(warehouse: Path, env: dict[str, str]) -> dict[str, dict]:
-    """:func:`measure_floors` in a fresh process (this script, ``--floor-of``)."""
+def floors_of(warehouse: Path, env: dict[str, str], part: str) -> dict[str, dict]:
+    """:func:`measure_floors` of ``part`` in a fresh process (this script, ``--floor-of``)."""
     done = subprocess.run(
         [sys.executable, __file__, "--floor-of", str(warehouse), "--as-of", LAST_DAY.isoformat(),
-         "--first-day", FIRST_DAY.isoformat(), "--last-day", LAST_DAY.isoformat()],
-        env=env, capture_output=True, text=True)
+         "--first-day", FIRST_DAY.isoformat(), "--last-day", LAST_DAY.isoformat(),
+         "--floor-part", part], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"the floor failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -313,8 +318,13 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def bench_scale(persons: int, work: Path) -> dict:
-    """Generate, build and measure the floor at one scale; its results."""
+def bench_scale(persons: int, work: Path, keep: bool = False) -> dict:
+    """Generate, build and measure the floor at one scale; its results.
+
+    Unless ``keep``, what the model floors do not read is deleted before them: the BI snapshots,
+    and the generated files once the raw floors have read them. At 10M persons the files (20 GB),
+    the warehouse (16 GB) and DuckDB's spill of a staging floor (up to 29 GB) fill a 100 GB disk
+    otherwise."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     crm = str(Path(sys.executable).with_name("crm"))
@@ -350,7 +360,12 @@ def bench_scale(persons: int, work: Path) -> dict:
     np.savetxt(work / "samples.csv", samples, delimiter=",", fmt=["%.3f", "%.3f", "%d", "%d"],
                header="monotonic_s,wall_s,cpu_ticks,rss_bytes", comments="")
 
-    floors = floors_of(warehouse, env)
+    floors = floors_of(warehouse, env, "raw")
+    if not keep:
+        shutil.rmtree(warehouse.parent / "serving", ignore_errors=True)
+        shutil.rmtree(warehouse.parent / "contacts", ignore_errors=True)
+        shutil.rmtree(generated, ignore_errors=True)
+    floors.update(floors_of(warehouse, env, "models"))
     for key, step in steps.items():
         floor = floors.get(key, {})
         step.update({"floor_s": floor.get("floor_s"), "floor_cpu_s": floor.get("floor_cpu_s"),
@@ -461,10 +476,11 @@ def main() -> int:
     parser.add_argument("--as-of", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument("--first-day", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument("--last-day", type=date.fromisoformat, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-part", choices=("raw", "models"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_of:
         print(json.dumps(measure_floors(args.floor_of, args.as_of, args.first_day,
-                                        args.last_day)))
+                                        args.last_day, args.floor_part)))
         return 0
 
     scales = [args.customers] if args.customers else [int(s) for s in args.scales.split(",")]
@@ -473,7 +489,7 @@ def main() -> int:
     try:
         for persons in scales:
             try:
-                result = bench_scale(persons, work / str(persons))
+                result = bench_scale(persons, work / str(persons), args.keep)
             finally:  # one scale's files at a time on disk
                 if not args.keep:
                     shutil.rmtree(work / str(persons), ignore_errors=True)
