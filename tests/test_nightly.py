@@ -122,16 +122,53 @@ def test_nights_give_exactly_what_a_full_refresh_gives(nights, tmp_path):
     assert exported(project) == exported(again)
 
 
+def built_batches(project: Project) -> dict[str, int]:
+    return dict(project.query("SELECT table_name, batch FROM meta.built_versions"))
+
+
+def latest_metadata(project: Project, *key: str) -> dict:
+    return {k: v.value for k, v in project.instance.get_latest_materialization_event(
+        dg.AssetKey(list(key))).asset_materialization.metadata.items()}
+
+
 def test_a_night_with_nothing_new_changes_nothing(nights, tmp_path):
     project, _ = nights
     again = project.copy(tmp_path)
     before = {t: rows_of(again, t) for t in data_tables(again)}
+    built = built_batches(again)
     result = again.nightly(D("2025-03-14"))
     assert result.success, result.error
     assert {t: rows_of(again, t) for t in data_tables(again)} == before
-    snapshot = again.instance.get_latest_materialization_event(
-        dg.AssetKey(["serving", "snapshot"])).asset_materialization.metadata
-    assert snapshot["files_written"].value == 0  # BI readers keep the very same files
+    assert latest_metadata(again, "serving", "snapshot")["files_written"] == 0  # the same files
+    # the models and segments computed as of the day read nothing new: none was computed again
+    assert built_batches(again) == built
+    features = latest_metadata(again, "core", "customer_features")
+    assert features["unchanged"] is True
+    croissant = latest_metadata(again, "segments", "croissant_buyers")
+    assert croissant["unchanged"] is True
+    assert croissant["members"] == project.scalar("SELECT count(*) FROM segments.croissant_buyers")
+
+
+def test_a_night_with_no_new_file_still_moves_the_as_of_date(nights, tmp_path):
+    """Nothing arrived for the 15th, but the day passed: what is computed as of a day is
+    computed again (a day more since each last order), what is not is left as it is."""
+    project, _ = nights
+    again = project.copy(tmp_path)
+    recency = "SELECT customer_id, recency_days FROM core.customer_features ORDER BY 1"
+    before = again.query(recency)
+    built = built_batches(again)
+    result = again.nightly(D("2025-03-15"))
+    assert result.success, result.error
+    assert again.query(recency) == [(c, None if r is None else r + 1) for c, r in before]
+    of = ("SELECT recency_days FROM core.customer_features JOIN core.customer_identity "
+          "USING (customer_id) WHERE source_customer_id = ?")
+    assert again.scalar(of, ["C4"]) == 4  # O4 on the 11th (O5 was cancelled)
+    assert again.scalar(of, ["C6"]) == 1  # person 4's O10 on the 14th
+    assert latest_metadata(again, "core", "customer_features")["unchanged"] is False
+    assert latest_metadata(again, "segments", "croissant_buyers")["unchanged"] is False
+    after = built_batches(again)
+    assert after["core.customer_features"] > built["core.customer_features"]
+    assert after["core.orders"] == built["core.orders"]  # no new order: merged nothing
 
 
 LAST = D("2026-06-30")

@@ -32,6 +32,7 @@ from crm_assets.warehouse.incremental import materialize_incremental
 from crm_assets.warehouse.models import materialize_model
 from crm_assets.warehouse.segments import SegmentHistoryError, materialize_segment
 from crm_assets.warehouse.staging import materialize_staging
+from crm_assets.warehouse.state import unchanged_since_built
 from crm_assets.warehouse.tables import FRAMEWORK_TABLES
 
 IDENTITY_KEY = dg.AssetKey(["core", "customer_identity"])
@@ -189,13 +190,18 @@ def _materialize_segment(context: dg.AssetExecutionContext, con, a: _Asset, as_o
                          ) -> dg.MaterializeResult:
     d = a.d
     try:
-        stats = materialize_segment(con, d, as_of, context.run.run_id)
+        stats = materialize_segment(con, d, as_of, context.run.run_id,
+                                    full_refresh=is_full_refresh(context))
     except SegmentHistoryError as err:
         raise dg.Failure(str(err)) from err
     checks = run_data_tests(con, a.tests, d.table)
     meta = common_metadata(d, stats["members"])
     meta.update({"as_of_date": as_of.isoformat(), "members": stats["members"],
-                 "entered": stats["entered"], "exited": stats["exited"]})
+                 "entered": stats["entered"], "exited": stats["exited"],
+                 "unchanged": stats["unchanged"]})
+    if stats["unchanged"]:
+        context.log.info(f"nothing {d.table} reads changed since it was computed as of {as_of}: "
+                         "left as it is")
     meta.update(a.lineage(context))
     return dg.MaterializeResult(asset_key=a.key, metadata=meta, check_results=checks or None)
 
@@ -222,7 +228,12 @@ def _model_asset(a: _Asset, python_checks: list, common: dict) -> dg.AssetsDefin
                 rows, how = merged.rows, {"merged_keys": merged.keys, "full": merged.full}
                 written = None if merged.full else f"_batch = {merged.batch}"
             else:
-                rows, how = materialize_model(con, d, context.run.run_id), {}
+                unchanged = not full_refresh and unchanged_since_built(con, d)
+                rows = materialize_model(con, d, context.run.run_id, full_refresh=full_refresh)
+                how = {"unchanged": unchanged}
+                if unchanged:
+                    context.log.info(f"nothing {d.table} reads changed since it was computed "
+                                     "(the same tables, as-of date and settings): left as it is")
             checks = run_data_tests(con, a.tests, d.table, written)
             checks += [c.evaluate(con, context.run.run_id) for c in python_checks]
         meta = {**common_metadata(d, rows), **how, **a.lineage(context)}

@@ -26,6 +26,7 @@ from crm_assets.clv import models
 from crm_assets.clv.functions import register_clv_functions
 from crm_assets.functions.registry import set_as_of_date
 from crm_assets.warehouse.connection import transaction
+from crm_assets.warehouse.state import FRAMEWORK_VERSION, next_batch, set_built_version
 from crm_assets.warehouse.tables import CLV_MODELS
 
 SUMMARY = "core.customer_purchase_summary"
@@ -107,7 +108,10 @@ def fit_clv_models(con: duckdb.DuckDBPyConnection, summary: Definition, request:
     con.execute("DROP TABLE _clv_sample")
     row["fit_seconds"] = round(time.perf_counter() - started, 3)
     columns = [c.name for c in CLV_MODELS.columns if c.name != "fitted_at"]
+    batch = next_batch(con)
     with transaction(con):
+        # what reads the models (core.customer_predictions) knows they changed
+        set_built_version(con, CLV_MODELS.name, FRAMEWORK_VERSION, batch, ["model_version"])
         con.execute(f"DELETE FROM {CLV_MODELS.name} WHERE model_version = ?",
                     [row["model_version"]])
         con.execute(f"INSERT INTO {CLV_MODELS.name} ({', '.join(columns)}, fitted_at) "

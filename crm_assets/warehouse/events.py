@@ -40,6 +40,7 @@ from crm_assets.warehouse.state import (
     record_version,
     set_built_version,
     set_watermark,
+    unchanged_since,
     watermark,
 )
 from crm_assets.warehouse.tables import CUSTOMER_MERGES, CUSTOMER_UNMERGES, EVENT_DAYS
@@ -159,8 +160,10 @@ def _built_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, window: list
                      seen: dict[str, int], merges: dict[str, int]) -> dict[date, int] | None:
     """The rows of each day of ``window`` if every one was built and nothing ``d`` reads was
     written since (a night run again); ``None`` if the window is to be built."""
-    if set(seen) != set(d.deps) or any(
-            last > watermark(con, d.table, dep) for dep, last in {**seen, **merges}.items()):
+    if any(last > watermark(con, d.table, dep) for dep, last in {**seen, **merges}.items()):
+        return None
+    unbatched = [dep for dep in d.deps if dep not in seen]  # read whole: their builds tell
+    if unbatched and not unchanged_since(con, d.table, unbatched):
         return None
     built = dict(con.execute(f"SELECT event_date, rows FROM {EVENT_DAYS.name} WHERE event = ? "
                              "AND list_contains(?, event_date)", [d.name, window]).fetchall())

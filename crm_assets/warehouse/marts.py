@@ -11,7 +11,13 @@ import duckdb
 
 from crm_assets.quoting import literal, table
 from crm_assets.warehouse.connection import table_exists, transaction
-from crm_assets.warehouse.state import FRAMEWORK_VERSION, next_batch, set_built_version
+from crm_assets.warehouse.state import (
+    FRAMEWORK_VERSION,
+    built_from,
+    inputs_digest,
+    next_batch,
+    set_built_version,
+)
 
 EVENT_DAILY_COUNTS = "marts.event_daily_counts"
 
@@ -29,13 +35,17 @@ def event_daily_counts_sql(event_tables: list[str]) -> str:
 
 def materialize_event_daily_counts(con: duckdb.DuckDBPyConnection, event_tables: list[str]
                                    ) -> tuple[int, str, list[str]]:
-    """Replace ``marts.event_daily_counts``; its rows, its SQL and the events not built yet."""
+    """Replace ``marts.event_daily_counts`` (unless no event table changed since it was
+    computed); its rows, its SQL and the events not built yet."""
     built = [t for t in event_tables if table_exists(con, t)]
     sql = event_daily_counts_sql(built)
-    batch = next_batch(con)
-    with transaction(con):
-        con.execute(f"CREATE OR REPLACE TABLE {EVENT_DAILY_COUNTS} AS {sql}")
-        set_built_version(con, EVENT_DAILY_COUNTS, FRAMEWORK_VERSION, batch,
-                          ["event", "event_date"])
+    inputs = inputs_digest(con, [FRAMEWORK_VERSION, sql], built)
+    if not (table_exists(con, EVENT_DAILY_COUNTS) and inputs is not None
+            and built_from(con, EVENT_DAILY_COUNTS) == (FRAMEWORK_VERSION, inputs)):
+        batch = next_batch(con)
+        with transaction(con):
+            con.execute(f"CREATE OR REPLACE TABLE {EVENT_DAILY_COUNTS} AS {sql}")
+            set_built_version(con, EVENT_DAILY_COUNTS, FRAMEWORK_VERSION, batch,
+                              ["event", "event_date"], inputs=inputs)
     rows = con.execute(f"SELECT count(*) FROM {EVENT_DAILY_COUNTS}").fetchone()[0]
     return int(rows), sql, sorted(set(event_tables) - set(built))

@@ -20,7 +20,13 @@ from crm_assets.warehouse.connection import table_exists, transaction, use_funct
 from crm_assets.warehouse.contacts import check_contacts
 from crm_assets.warehouse.incremental import materialize_incremental
 from crm_assets.warehouse.staging import materialize_staging
-from crm_assets.warehouse.state import next_batch, record_version, set_built_version
+from crm_assets.warehouse.state import (
+    inputs_of,
+    next_batch,
+    record_version,
+    set_built_version,
+    unchanged_since_built,
+)
 from crm_assets.warehouse.tables import REJECTS
 
 
@@ -38,8 +44,9 @@ def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str
     (:func:`crm_assets.warehouse.staging.materialize_staging`), a model with ``incremental`` in its
     header merged by key (:func:`crm_assets.warehouse.incremental.materialize_incremental`); both
     compute everything with ``full_refresh``. Any other model replaces its table by the query's
-    result; a staging model outputting ``_reject_reason`` sends the rows with a reason to
-    ``staging.rejects``.
+    result, unless it was computed from the very inputs there are now
+    (:func:`~crm_assets.warehouse.state.unchanged_since_built`; not with ``full_refresh``); a staging model outputting
+    ``_reject_reason`` sends the rows with a reason to ``staging.rejects``.
     """
     if d.keeps_versions:
         return materialize_staging(con, d, run_id, full_refresh=full_refresh).rows
@@ -75,13 +82,15 @@ def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str
                 f"FROM _staged s{raw_join} WHERE s._reject_reason IS NOT NULL", [d.name])
             record_version(con, d, run_id)
         con.execute("DROP TABLE _staged")
-    else:
+    elif full_refresh or not unchanged_since_built(con, d):
+        inputs = inputs_of(con, d)
         batch = next_batch(con)
         with transaction(con):
             con.execute(f"CREATE OR REPLACE TABLE {d.table} AS {d.body}\n")
             record_version(con, d, run_id)
-            set_built_version(con, d.table, d.version, batch, d.grain)
+            set_built_version(con, d.table, d.version, batch, d.grain, inputs=inputs)
     return con.execute(f"SELECT count(*) FROM {d.table}").fetchone()[0]
+
 
 
 def stage_all(con: duckdb.DuckDBPyConnection, definitions: list[Definition], run_id: str, *,

@@ -18,9 +18,11 @@ from crm_assets.quoting import literal
 from crm_assets.warehouse.connection import transaction, use_functions_of
 from crm_assets.warehouse.state import (
     FRAMEWORK_VERSION,
+    inputs_of,
     next_batch,
     record_version,
     set_built_version,
+    unchanged_since_built,
 )
 from crm_assets.warehouse.tables import SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS
 
@@ -33,12 +35,14 @@ class SegmentHistoryError(RuntimeError):
 
 
 def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: date,
-                        run_id: str) -> dict:
+                        run_id: str, *, full_refresh: bool = False) -> dict:
     """Replace the current members and move the membership history forward to ``as_of``.
 
-    A re-run for the same date is idempotent. History only moves forward: a date before the last
-    recorded one is refused rather than rewriting what was already published (to rebuild it, see
-    :func:`rebuild_segment_history`).
+    A re-run for the same date is idempotent, and when nothing the segment reads changed since
+    it was computed as of that date (a night run again; not with ``full_refresh``) nothing is
+    written: the stats are that day's, with ``unchanged``. History only moves forward: a date
+    before the last recorded one is refused rather than rewriting what was already published (to
+    rebuild it, see :func:`rebuild_segment_history`).
     """
     last = _last_as_of(con, d)
     if last is not None and as_of < last:
@@ -47,14 +51,21 @@ def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: da
             f"the earlier date {as_of} (history only moves forward; `crm segment-history` "
             "rebuilds it from a past date)")
     use_functions_of(con, d)
+    set_as_of_date(con, as_of)
+    if not full_refresh and last == as_of and unchanged_since_built(con, d):
+        members, entered, exited = con.execute(
+            f"SELECT members, entered, exited FROM {RUNS} WHERE segment = ? AND as_of_date = ?",
+            [d.name, as_of]).fetchone()
+        return {"members": members, "entered": entered, "exited": exited, "unchanged": True}
+    inputs = inputs_of(con, d)
     batch = next_batch(con)
     with transaction(con):
         stats = _segment_day(con, d, as_of, run_id)
         _publish_members(con, d, as_of)
         record_version(con, d, run_id)
-        _record_builds(con, [d], batch)
+        _record_builds(con, [d], batch, {d.table: inputs})
     con.execute("DROP TABLE _members")
-    return stats
+    return {**stats, "unchanged": False}
 
 
 def as_of_models(catalog: Catalog, segments: list[Definition]) -> list[Definition]:
@@ -150,11 +161,16 @@ def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Defin
     return stats
 
 
-def _record_builds(con: duckdb.DuckDBPyConnection, defs: list[Definition], batch: int) -> None:
-    """The tables just rewritten, and the history, as built by ``batch`` (for the BI snapshot)."""
+def _record_builds(con: duckdb.DuckDBPyConnection, defs: list[Definition], batch: int,
+                   inputs: dict[str, str | None] | None = None) -> None:
+    """The tables just rewritten, with what they were computed from (``inputs`` by table), and
+    the history and the run log, as built by ``batch`` (for the BI snapshot and what reads
+    them)."""
     for d in defs:
-        set_built_version(con, d.table, d.version, batch, d.grain)
+        set_built_version(con, d.table, d.version, batch, d.grain,
+                          inputs=(inputs or {}).get(d.table))
     set_built_version(con, HISTORY, FRAMEWORK_VERSION, batch, ["segment", "customer_id"])
+    set_built_version(con, RUNS, FRAMEWORK_VERSION, batch, ["segment", "as_of_date"])
 
 
 def _last_as_of(con: duckdb.DuckDBPyConnection, d: Definition) -> date | None:

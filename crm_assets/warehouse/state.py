@@ -13,20 +13,44 @@ writer process), so batches commit in the order they are taken.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+from pathlib import Path
+
 import duckdb
 
 from crm_assets.catalog import Definition
 from crm_assets.functions.registry import cleaning_version
+from crm_assets.warehouse.connection import table_exists
 from crm_assets.warehouse.tables import (
     BATCHES,
     BUILT_VERSIONS,
+    CLV_MODELS,
+    CUSTOMER_IDENTITY,
     DEFINITION_VERSIONS,
+    ERASURES,
+    FRAMEWORK_TABLES,
+    SEGMENT_MEMBERSHIP_HISTORY,
+    SEGMENT_RUNS,
     STAGED_FILES,
     WATERMARKS,
 )
 
 FRAMEWORK_VERSION = "framework"
 """The version recorded for tables Python code writes (identity, history, framework marts)."""
+
+
+STANDS_FOR: dict[str, str] = {
+    t.name: CUSTOMER_IDENTITY.name for t in FRAMEWORK_TABLES
+    if t.written_by == "identity" and t.name != CUSTOMER_IDENTITY.name}
+"""Tables whose builds another table's record: what identity resolution writes (the merges, the
+redirects view over them) changes with ``core.customer_identity``, whose build it records."""
+
+RECORD_EVERY_WRITE: frozenset[str] = frozenset({
+    CLV_MODELS.name, SEGMENT_MEMBERSHIP_HISTORY.name, SEGMENT_RUNS.name})
+"""Framework tables whose every writer records its build: one with no record yet has not been
+written since it was created (no customer-base model fitted yet)."""
 
 
 def next_batch(con: duckdb.DuckDBPyConnection) -> int:
@@ -75,17 +99,86 @@ def built_version(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
 
 
 def set_built_version(con: duckdb.DuckDBPyConnection, table: str, version: str, batch: int,
-                      grain: list[str], changed: bool = True) -> None:
+                      grain: list[str], changed: bool = True, inputs: str | None = None) -> None:
     """``table`` now holds what ``version`` gives, keyed by ``grain`` (call inside the
     transaction that wrote it). A run that ``changed`` nothing keeps the batch of the last run
-    that did: the BI snapshot then knows the table has nothing new to publish."""
+    that did: the BI snapshot then knows the table has nothing new to publish. ``inputs``: what
+    a table computed whole was computed from (:func:`inputs_of`); none, the next run computes
+    it again."""
     if not changed and con.execute(
             f"UPDATE {BUILT_VERSIONS.name} SET built_at = now() WHERE table_name = ? "
             "AND definition_version = ?", [table, version]).fetchone()[0]:
         return
     con.execute(f"DELETE FROM {BUILT_VERSIONS.name} WHERE table_name = ?", [table])
-    con.execute(f"INSERT INTO {BUILT_VERSIONS.name} VALUES (?, ?, ?, now(), ?)",
-                [table, version, batch, grain])
+    con.execute(f"INSERT INTO {BUILT_VERSIONS.name} (table_name, definition_version, batch, "
+                "built_at, grain, inputs) VALUES (?, ?, ?, now(), ?, ?)",
+                [table, version, batch, grain, inputs])
+
+
+def _read_batches(con: duckdb.DuckDBPyConnection, deps: list[str] | tuple[str, ...]
+                  ) -> list[tuple[str, int]] | None:
+    """The batch that last changed each table of ``deps`` (``meta.built_versions``, through
+    :data:`STANDS_FOR`), by name; ``None`` if one of them does not record its builds."""
+    reads = sorted({STANDS_FOR.get(dep, dep) for dep in deps})
+    batches = dict(con.execute(f"SELECT table_name, batch FROM {BUILT_VERSIONS.name} "
+                               "WHERE list_contains(?, table_name)", [reads]).fetchall())
+    batches.update({t: 0 for t in RECORD_EVERY_WRITE.difference(batches)})
+    if not set(reads) <= set(batches):
+        return None
+    return [(t, int(batches[t])) for t in reads]
+
+
+def unchanged_since(con: duckdb.DuckDBPyConnection, table: str, deps: list[str]) -> bool:
+    """Whether none of ``deps`` changed since ``table`` was last built (each recorded a build
+    no later than ``table``'s)."""
+    row = con.execute(f"SELECT batch FROM {BUILT_VERSIONS.name} WHERE table_name = ?",
+                      [table]).fetchone()
+    batches = _read_batches(con, deps)
+    return row is not None and batches is not None and all(b <= row[0] for _, b in batches)
+
+
+def inputs_of(con: duckdb.DuckDBPyConnection, d: Definition) -> str | None:
+    """A digest of everything a table computed whole from ``d`` depends on (see
+    :func:`inputs_digest`): its version and query, the tables it reads, the session."""
+    return inputs_digest(con, [d.version, d.body], d.deps, clv=d.calls_clv)
+
+
+def inputs_digest(con: duckdb.DuckDBPyConnection, query: list[str], deps: list[str] | tuple,
+                  *, clv: bool = False) -> str | None:
+    """A digest of what a table computed whole by ``query`` from ``deps`` depends on: the query,
+    the batch that last changed each table it reads (``meta.built_versions``), the session's
+    constants (its temporary macros: ``as_of_date()``, the business time zone, the lifecycle
+    thresholds, ...), its time zone, the erasures so far and the cleaning rules (and the
+    customer-base model functions' code, when it calls them). The same digest as the table's
+    last build: computing it again would give the same rows. ``None`` when a table it reads
+    does not record its builds (the table is then always computed)."""
+    batches = _read_batches(con, deps)
+    if batches is None:
+        return None
+    session = con.execute(
+        "SELECT list([function_name, macro_definition] ORDER BY function_name, macro_definition), "
+        f"current_setting('TimeZone'), (SELECT count(*) FROM {ERASURES.name}) "
+        "FROM duckdb_functions() WHERE database_name = 'temp' AND function_type = 'macro'"
+    ).fetchone()
+    code = [cleaning_version(), _clv_code() if clv else None]
+    text = json.dumps([*query, batches, *session, *code], default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@functools.cache
+def _clv_code() -> str:
+    """The code of the customer-base model functions a query may call (``bgnbd_*``, ...)."""
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).parents[1] / "clv").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def built_from(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, str] | None:
+    """The version and the inputs (:func:`inputs_of`) ``table`` was last computed whole from."""
+    row = con.execute(f"SELECT definition_version, inputs FROM {BUILT_VERSIONS.name} "
+                      "WHERE table_name = ? AND inputs IS NOT NULL", [table]).fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def version_built(d: Definition, con: duckdb.DuckDBPyConnection) -> str:
@@ -127,3 +220,13 @@ def record_version(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str) -
            WHERE NOT EXISTS (SELECT 1 FROM {DEFINITION_VERSIONS.name}
                              WHERE layer = ? AND name = ? AND definition_version = ?)""",
         [d.name, d.layer, d.version, d.body, run_id, d.layer, d.name, d.version])
+
+
+def unchanged_since_built(con: duckdb.DuckDBPyConnection, d: Definition) -> bool:
+    """Whether ``d``'s table, computed whole, was last computed from the very inputs there are
+    now (:func:`inputs_of`: the tables it reads unchanged since, the same as-of date and
+    settings): computing it again would give the same rows. A night run again, or one whose new
+    data does not reach the table, then leaves it as it is."""
+    built = built_from(con, d.table)
+    return (built is not None and built[0] == d.version and table_exists(con, d.table)
+            and built[1] == inputs_of(con, d))

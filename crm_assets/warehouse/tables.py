@@ -186,10 +186,14 @@ WATERMARKS = FrameworkTable(
 BUILT_VERSIONS = FrameworkTable(
     "meta.built_versions",
     (_c("table_name", "VARCHAR", True), _c("definition_version", "VARCHAR", True),
-     _c("batch", "BIGINT", True), _c("built_at", TIMESTAMPTZ, True), _c("grain", "VARCHAR[]")),
+     _c("batch", "BIGINT", True), _c("built_at", TIMESTAMPTZ, True), _c("grain", "VARCHAR[]"),
+     _c("inputs", "VARCHAR", description="For a table computed whole: a digest of what it was "
+        "computed from (the batch of each table it read, the as-of date and the session's "
+        "settings); a run finding the same inputs leaves the table as it is.")),
     primary_key=("table_name",),
-    description="The definition version (and grain) each incremental table holds now: another "
-                "version on disk makes the next run rebuild it whole.")
+    description="The definition version (and grain) each table holds now, and the batch that "
+                "last changed it: another version on disk makes the next run rebuild an "
+                "incremental table whole.")
 
 IDENTITY_EVIDENCE = FrameworkTable(
     "meta.identity_evidence",
