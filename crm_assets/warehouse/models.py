@@ -44,9 +44,9 @@ def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str
     (:func:`crm_assets.warehouse.staging.materialize_staging`), a model with ``incremental`` in its
     header merged by key (:func:`crm_assets.warehouse.incremental.materialize_incremental`); both
     compute everything with ``full_refresh``. Any other model replaces its table by the query's
-    result, unless it was computed from the very inputs there are now
-    (:func:`~crm_assets.warehouse.state.unchanged_since_built`; not with ``full_refresh``); a staging model outputting
-    ``_reject_reason`` sends the rows with a reason to ``staging.rejects``.
+    result, unless it was computed from the very inputs there are now (not with
+    ``full_refresh``; :func:`~crm_assets.warehouse.state.unchanged_since_built`); a staging
+    model outputting ``_reject_reason`` sends the rows with a reason to ``staging.rejects``.
     """
     if d.keeps_versions:
         return materialize_staging(con, d, run_id, full_refresh=full_refresh).rows
@@ -90,7 +90,6 @@ def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str
             record_version(con, d, run_id)
             set_built_version(con, d.table, d.version, batch, d.grain, inputs=inputs)
     return con.execute(f"SELECT count(*) FROM {d.table}").fetchone()[0]
-
 
 
 def stage_all(con: duckdb.DuckDBPyConnection, definitions: list[Definition], run_id: str, *,
