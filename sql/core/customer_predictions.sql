@@ -30,25 +30,47 @@ summary as (
     select * from core.customer_purchase_summary
 ),
 
+-- the BG/NBD scores depend on (x, t_x, T) only: each distinct history scored once (about half
+-- as many as buyers)
+histories as (
+    select distinct frequency, recency_weeks, age_weeks from summary
+),
+
+history_scores as (
+    select
+        h.frequency,
+        h.recency_weeks,
+        h.age_weeks,
+        bgnbd_p_alive(m.r, m.alpha, m.a, m.b, h.frequency, h.recency_weeks, h.age_weeks)
+            as p_alive,
+        bgnbd_expected_purchases(m.r, m.alpha, m.a, m.b, 30 / 7.0,
+                                 h.frequency, h.recency_weeks, h.age_weeks)
+            as expected_purchases_30d,
+        bgnbd_expected_purchases(m.r, m.alpha, m.a, m.b, 90 / 7.0,
+                                 h.frequency, h.recency_weeks, h.age_weeks)
+            as expected_purchases_90d,
+        bgnbd_discounted_purchases(m.r, m.alpha, m.a, m.b, 12, m.monthly_discount_rate,
+                                   h.frequency, h.recency_weeks, h.age_weeks)
+            as discounted_purchases_12m
+    from histories as h
+    cross join model as m
+),
+
 scored as (
     select
         s.customer_id,
-        bgnbd_p_alive(m.r, m.alpha, m.a, m.b, s.frequency, s.recency_weeks, s.age_weeks)
-            as p_alive,
-        bgnbd_expected_purchases(m.r, m.alpha, m.a, m.b, 30 / 7.0,
-                                 s.frequency, s.recency_weeks, s.age_weeks)
-            as expected_purchases_30d,
-        bgnbd_expected_purchases(m.r, m.alpha, m.a, m.b, 90 / 7.0,
-                                 s.frequency, s.recency_weeks, s.age_weeks)
-            as expected_purchases_90d,
+        h.p_alive,
+        h.expected_purchases_30d,
+        h.expected_purchases_90d,
         gamma_gamma_expected_spend(m.p, m.q, m.gamma, s.frequency, s.mean_repeat_spend)
             as expected_spend,
-        bgnbd_discounted_purchases(m.r, m.alpha, m.a, m.b, 12, m.monthly_discount_rate,
-                                   s.frequency, s.recency_weeks, s.age_weeks)
-            as discounted_purchases_12m,
+        h.discounted_purchases_12m,
         m.model_version
     from summary as s
     cross join model as m
+    inner join history_scores as h
+        on h.frequency = s.frequency and h.recency_weeks = s.recency_weeks
+        and h.age_weeks = s.age_weeks
 )
 
 select
