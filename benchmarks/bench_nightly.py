@@ -1,6 +1,6 @@
 """Benchmark of a night against a full build, at 1M persons: does a night cost what changed?
 
-Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep]``.
+Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep] [--save-base DIR]``.
 
 1. ``crm generate`` writes the demo chain's CRM export (18 months to 2026-06-30).
 2. The files are split: the **base** is everything before the last day; the **night** holds the
@@ -111,6 +111,9 @@ def main() -> int:
     parser.add_argument("--changed-share", type=float, default=0.001)
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--save-base", type=Path,
+                        help="copy the working folder here after the full build (to replay the "
+                             "night: its files are in night/)")
     args = parser.parse_args()
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / "crm-bench-nightly"
     shutil.rmtree(work, ignore_errors=True)
@@ -138,6 +141,9 @@ def main() -> int:
         full["steps"] = step_times(env)
         _say(f"full build: {full['wall_s']} s wall, {full['cpu_s']} s CPU, "
              f"{full['peak_rss_mb']} MB")
+        if args.save_base:
+            shutil.rmtree(args.save_base, ignore_errors=True)
+            shutil.copytree(work, args.save_base, ignore=shutil.ignore_patterns("generated"))
         for path in (work / "night").glob("*.csv"):
             shutil.copyfile(path, work / "input" / path.name)
         night = timed([crm, "nightly", "--day", LAST.isoformat()], env)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -147,22 +148,40 @@ def inputs_digest(con: duckdb.DuckDBPyConnection, query: list[str], deps: list[s
                   *, clv: bool = False) -> str | None:
     """A digest of what a table computed whole by ``query`` from ``deps`` depends on: the query,
     the batch that last changed each table it reads (``meta.built_versions``), the session's
-    constants (its temporary macros: ``as_of_date()``, the business time zone, the lifecycle
-    thresholds, ...), its time zone, the erasures so far and the cleaning rules (and the
-    customer-base model functions' code, when it calls them). The same digest as the table's
-    last build: computing it again would give the same rows. ``None`` when a table it reads
-    does not record its builds (the table is then always computed)."""
+    constants it calls (the temporary macros named in it, and those they call: ``as_of_date()``,
+    the business time zone, the lifecycle thresholds, ...), its time zone, the erasures so far
+    and the cleaning rules (and the customer-base model functions' code, when it calls them).
+    The same digest as the table's last build: computing it again would give the same rows.
+    ``None`` when a table it reads does not record its builds (the table is then always
+    computed). A query that calls no as-of macro keeps its digest when only the as-of date
+    moves (a night: ``core.customer_ids`` is not computed again)."""
     batches = _read_batches(con, deps)
     if batches is None:
         return None
-    session = con.execute(
+    macros, zone, erasures = con.execute(
         "SELECT list([function_name, macro_definition] ORDER BY function_name, macro_definition), "
         f"current_setting('TimeZone'), (SELECT count(*) FROM {ERASURES.name}) "
         "FROM duckdb_functions() WHERE database_name = 'temp' AND function_type = 'macro'"
     ).fetchone()
     code = [cleaning_version(), _clv_code() if clv else None]
-    text = json.dumps([*query, batches, *session, *code], default=str)
+    text = json.dumps([*query, batches, _called(macros or [], " ".join(query)), zone, erasures,
+                       *code], default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _called(macros: list[list[str]], text: str) -> list[list[str]]:
+    """The macros (``[name, definition]``) ``text`` calls by name, and those they call: a name
+    followed by ``(`` anywhere in it (a mention in a comment counts too: more is safe)."""
+    called: list[list[str]] = []
+    todo = [text]
+    while todo:
+        searched = todo.pop()
+        for macro in macros:
+            if macro not in called and re.search(rf"\b{re.escape(macro[0])}\s*\(", searched,
+                                                 re.IGNORECASE):
+                called.append(macro)
+                todo.append(macro[1])
+    return sorted(called)
 
 
 @functools.cache
