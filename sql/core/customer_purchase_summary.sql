@@ -29,22 +29,33 @@ with purchase_days as (
     group by customer_id, cast(ordered_at as date)
 ),
 
-ranked as (
-    select
-        *,
-        min(purchase_date) over (partition by customer_id) as first_purchase_date
+first_days as (
+    select customer_id, min(purchase_date) as first_purchase_date
     from purchase_days
+    group by customer_id
+),
+
+buyers as (
+    select
+        p.customer_id,
+        f.first_purchase_date,
+        max(p.purchase_date) as last_purchase_date,
+        count(*) as purchase_days,
+        sum(p.spend) as total_spend,
+        avg(p.spend) filter (where p.purchase_date > f.first_purchase_date) as mean_repeat_spend
+    from purchase_days as p
+    inner join first_days as f on f.customer_id = p.customer_id
+    group by p.customer_id, f.first_purchase_date
 )
 
 select
     customer_id,
     first_purchase_date,
-    max(purchase_date) as last_purchase_date,
-    count(*) as purchase_days,
-    count(*) - 1 as frequency,
-    date_diff('day', first_purchase_date, max(purchase_date)) / 7.0 as recency_weeks,
+    last_purchase_date,
+    purchase_days,
+    purchase_days - 1 as frequency,
+    date_diff('day', first_purchase_date, last_purchase_date) / 7.0 as recency_weeks,
     date_diff('day', first_purchase_date, as_of_date()) / 7.0 as age_weeks,
-    avg(spend) filter (where purchase_date > first_purchase_date) as mean_repeat_spend,
-    sum(spend) as total_spend
-from ranked
-group by customer_id, first_purchase_date
+    mean_repeat_spend,
+    total_spend
+from buyers
