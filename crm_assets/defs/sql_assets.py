@@ -229,7 +229,9 @@ def _model_asset(a: _Asset, python_checks: list, common: dict) -> dg.AssetsDefin
                 written = None if merged.full else f"_batch = {merged.batch}"
             else:
                 unchanged = not full_refresh and unchanged_since_built(con, d)
-                rows = materialize_model(con, d, context.run.run_id, full_refresh=full_refresh)
+                rows = (con.execute(f"SELECT count(*) FROM {d.table}").fetchone()[0] if unchanged
+                        else materialize_model(con, d, context.run.run_id,
+                                               full_refresh=full_refresh))
                 how = {"unchanged": unchanged}
                 if unchanged:
                     context.log.info(f"nothing {d.table} reads changed since it was computed "

@@ -21,11 +21,11 @@ from crm_assets.warehouse.contacts import check_contacts
 from crm_assets.warehouse.incremental import materialize_incremental
 from crm_assets.warehouse.staging import materialize_staging
 from crm_assets.warehouse.state import (
+    built_with,
     inputs_of,
     next_batch,
     record_version,
     set_built_version,
-    unchanged_since_built,
 )
 from crm_assets.warehouse.tables import REJECTS
 
@@ -82,8 +82,9 @@ def materialize_model(con: duckdb.DuckDBPyConnection, d: Definition, run_id: str
                 f"FROM _staged s{raw_join} WHERE s._reject_reason IS NOT NULL", [d.name])
             record_version(con, d, run_id)
         con.execute("DROP TABLE _staged")
-    elif full_refresh or not unchanged_since_built(con, d):
-        inputs = inputs_of(con, d)
+        return con.execute(f"SELECT count(*) FROM {d.table}").fetchone()[0]
+    inputs = inputs_of(con, d)
+    if full_refresh or not built_with(con, d, inputs):
         batch = next_batch(con)
         with transaction(con):
             con.execute(f"CREATE OR REPLACE TABLE {d.table} AS {d.body}\n")

@@ -18,11 +18,11 @@ from crm_assets.quoting import literal
 from crm_assets.warehouse.connection import transaction, use_functions_of
 from crm_assets.warehouse.state import (
     FRAMEWORK_VERSION,
+    built_with,
     inputs_of,
     next_batch,
     record_version,
     set_built_version,
-    unchanged_since_built,
 )
 from crm_assets.warehouse.tables import SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS
 
@@ -52,12 +52,12 @@ def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: da
             "rebuilds it from a past date)")
     use_functions_of(con, d)
     set_as_of_date(con, as_of)
-    if not full_refresh and last == as_of and unchanged_since_built(con, d):
+    inputs = inputs_of(con, d)
+    if not full_refresh and last == as_of and built_with(con, d, inputs):
         members, entered, exited = con.execute(
             f"SELECT members, entered, exited FROM {RUNS} WHERE segment = ? AND as_of_date = ?",
             [d.name, as_of]).fetchone()
         return {"members": members, "entered": entered, "exited": exited, "unchanged": True}
-    inputs = inputs_of(con, d)
     batch = next_batch(con)
     with transaction(con):
         stats = _segment_day(con, d, as_of, run_id)

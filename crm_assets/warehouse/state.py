@@ -246,6 +246,12 @@ def unchanged_since_built(con: duckdb.DuckDBPyConnection, d: Definition) -> bool
     now (:func:`inputs_of`: the tables it reads unchanged since, the same as-of date and
     settings): computing it again would give the same rows. A night run again, or one whose new
     data does not reach the table, then leaves it as it is."""
+    return built_with(con, d, inputs_of(con, d))
+
+
+def built_with(con: duckdb.DuckDBPyConnection, d: Definition, inputs: str | None) -> bool:
+    """Whether ``d``'s table was last computed whole from ``inputs`` (:func:`inputs_of`), by its
+    current version, and is there."""
     built = built_from(con, d.table)
-    return (built is not None and built[0] == d.version and table_exists(con, d.table)
-            and built[1] == inputs_of(con, d))
+    return (inputs is not None and built is not None and built[0] == d.version
+            and built[1] == inputs and table_exists(con, d.table))
