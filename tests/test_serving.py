@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from crm_assets.serving import snapshot
 from crm_assets.serving.snapshot import MANIFEST_FILE, SERVED_SCHEMAS, VIEWS_FILE, publish
 from crm_assets.warehouse import connect
 from crm_assets.warehouse.tables import FRAMEWORK_TABLES
@@ -126,3 +127,25 @@ def test_files_of_old_snapshots_go_once_no_recent_snapshot_uses_them(warehouse, 
     assert result.files_removed == 2
     assert [all(Path(f).exists() for f in files) for files in files_of] == [
         False, False, True, True, True]
+
+
+def test_a_large_part_is_written_whole_on_every_core_and_order_kept_for_the_rest(
+        warehouse, tmp_path, monkeypatch):
+    """Parts from UNORDERED_ROWS rows on are written without keeping the row order (faster);
+    every row is served all the same, and the session's setting is as it was after."""
+    monkeypatch.setattr(snapshot, "UNORDERED_ROWS", 1000)
+    serving = tmp_path / "serving"
+    with connect(warehouse) as con:
+        con.execute("CREATE TABLE marts.big AS SELECT range AS n, range % 7 AS k "
+                    "FROM range(250000)")
+        con.execute("CREATE TABLE marts.small_sorted AS SELECT * FROM range(900) t(n) "
+                    "ORDER BY n DESC")
+        publish(con, serving)
+        assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    # every row once: 250,000 rows, n 0 .. 249,999, their sum 249,999 * 250,000 / 2
+    assert served(serving, "SELECT count(DISTINCT n) FROM marts.big") == 250_000
+    assert served(serving, "SELECT sum(n) FROM marts.big") == 249_999 * 250_000 // 2
+    assert served(serving, "SELECT sum(k) FROM marts.big") == sum(i % 7 for i in range(250_000))
+    # the small table reads back in its table's order: 899, 898, ..., 0
+    assert served(serving, "SELECT count(*) FROM (SELECT n, row_number() OVER () AS i "
+                           "FROM marts.small_sorted) WHERE n = 900 - i") == 900
