@@ -42,3 +42,10 @@ def test_a_range_run_plans_its_days_at_once_and_records_each_day_it_built(built)
     # the asset's latest materialisation is the last one written, as one by one
     latest = instance.get_latest_materialization_event(CROISSANTS)
     assert latest.asset_materialization.partition == days[-1]
+
+    # the asset's own row (written once per batch, by its last event) names that record and run
+    (entry,) = instance.get_asset_records([CROISSANTS])
+    last = entry.asset_entry.last_materialization_record
+    assert last.storage_id == max(r.storage_id for r in records)
+    assert last.asset_materialization.partition == days[-1]
+    assert entry.asset_entry.last_run_id == latest.run_id

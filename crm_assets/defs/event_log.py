@@ -11,6 +11,9 @@ SQLite storage writes the events one by one, opening a database engine and commi
 twice per event, about 12 ms each. :class:`BatchedSqliteEventLogStorage` writes a batch of asset
 events in one transaction on the run's database and one on the index: the same rows, the same
 per-event bookkeeping (:meth:`store_event`'s), ~2.6x faster for the whole demo build of 546 days.
+Within the batch, the tags of every event are one insert, and the asset's own row (its last
+materialisation, which each event overwrites) is written once per kind of event, by the last: a
+further 9 s of the demo build's 37.
 
 ``dagster.yaml`` selects :class:`CrmSqliteStorage` (Dagster's default SQLite storage, same files
 under ``DAGSTER_HOME``, this event log), and importing this module sets
@@ -79,6 +82,16 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         super().__init__(base_dir, inst_data=inst_data)
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._tables: set[str] = set()
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster asks, for every asset event it stores with tags (each day of a range run),
+        whether the index holds a table, and its SQLite storage opens a new engine to answer
+        (~1 ms; 8 s of the demo build's 46 s). A table found is remembered: none is dropped but
+        by :meth:`wipe`."""
+        if table_name not in self._tables and super().has_table(table_name):
+            self._tables.add(table_name)
+        return table_name in self._tables
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -103,6 +116,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:  # no connection stays open on a file about to be deleted
             while self._engines:
                 self._engines.popitem()[1].dispose()
+            self._tables.clear()
         super().wipe()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
@@ -115,11 +129,17 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             for statement in statements:
                 conn.execute(statement)
         with self.index_transaction() as conn:  # what store_event does for each, at once
-            for event, statement in zip(events, statements, strict=True):
+            ids = []
+            for statement in statements:
                 with db_result(conn, statement) as result:
-                    event_id = result.inserted_primary_key[0]
-                self._store_asset_event_tags(conn, [event], [event_id])
-                self._store_asset_event(conn, event, event_id)
+                    ids.append(result.inserted_primary_key[0])
+            self._store_asset_event_tags(conn, list(events), ids)  # one insert of all tags
+            # The asset's row (its last materialisation, run, timestamp) is overwritten by each
+            # event of a kind in turn: the last of each kind, in order, leaves what all would.
+            last = {(e.dagster_event.asset_key, e.dagster_event_type): i
+                    for i, e in enumerate(events)}
+            for i in sorted(last.values()):
+                self._store_asset_event(conn, events[i], ids[i])
 
 
 def _sync_normal(dbapi_connection, _record) -> None:
