@@ -146,44 +146,39 @@ features as (
 
 -- quintiles by percent rank among the buyers of the last 365 days, so equal values always get the
 -- same score: a value's percent rank is the share of the other buyers ranked before it. Recency
--- and frequency take few values, so they are ranked by value (a few hundred rows, no sort of
--- every person).
-recency_scores as (
+-- (shorter is better: ranked by its negative) and frequency take few values, so they are ranked
+-- by value (a few hundred rows, no sort of every person).
+value_scores as (
     select
-        recency_days,
+        measure,
+        value,
         least(5, 1 + floor(5 * coalesce(
-            cast(sum(buyers) over (order by recency_days desc
+            cast(sum(buyers) over (partition by measure order by value
                                    rows between unbounded preceding and 1 preceding) as double)
-            / nullif(sum(buyers) over () - 1, 0), 0))) as rfm_recency
-    from (select recency_days, count(*) as buyers from features where orders_365d > 0
-          group by recency_days) as counts
-),
-
-frequency_scores as (
-    select
-        orders_365d,
-        least(5, 1 + floor(5 * coalesce(
-            cast(sum(buyers) over (order by orders_365d
-                                   rows between unbounded preceding and 1 preceding) as double)
-            / nullif(sum(buyers) over () - 1, 0), 0))) as rfm_frequency
-    from (select orders_365d, count(*) as buyers from features where orders_365d > 0
-          group by orders_365d) as counts
+            / nullif(sum(buyers) over (partition by measure) - 1, 0), 0))) as score
+    from (
+        select 'recency' as measure, -recency_days as value, count(*) as buyers
+        from features where orders_365d > 0 group by recency_days
+        union all
+        select 'frequency', orders_365d, count(*)
+        from features where orders_365d > 0 group by orders_365d
+    ) as counts
 ),
 
 scored as (
     select
         f.*,
-        coalesce(r.rfm_recency, 0) as rfm_recency,
-        coalesce(q.rfm_frequency, 0) as rfm_frequency,
+        coalesce(r.score, 0) as rfm_recency,
+        coalesce(q.score, 0) as rfm_frequency,
         case when f.orders_365d > 0
             then least(5, 1 + floor(5 * percent_rank() over (
                 partition by f.orders_365d > 0 order by f.revenue_365d)))
             else 0 end as rfm_monetary
     from features as f
-    left join recency_scores as r
-        on r.recency_days = f.recency_days and f.orders_365d > 0
-    left join frequency_scores as q
-        on q.orders_365d = f.orders_365d and f.orders_365d > 0
+    left join value_scores as r
+        on r.measure = 'recency' and r.value = -f.recency_days and f.orders_365d > 0
+    left join value_scores as q
+        on q.measure = 'frequency' and q.value = f.orders_365d and f.orders_365d > 0
 )
 
 select
