@@ -169,6 +169,9 @@ def test_a_night_with_no_new_file_still_moves_the_as_of_date(nights, tmp_path):
     after = built_batches(again)
     assert after["core.customer_features"] > built["core.customer_features"]
     assert after["core.orders"] == built["core.orders"]  # no new order: merged nothing
+    # core.customer_ids does not read the as-of date, and nothing it reads changed: as it was
+    assert latest_metadata(again, "core", "customer_ids")["unchanged"] is True
+    assert after["core.customer_ids"] == built["core.customer_ids"]
 
 
 LAST = D("2026-06-30")
