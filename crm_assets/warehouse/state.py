@@ -139,15 +139,8 @@ def unchanged_since(con: duckdb.DuckDBPyConnection, table: str, deps: list[str])
 
 
 def inputs_of(con: duckdb.DuckDBPyConnection, d: Definition) -> str | None:
-    """A digest of everything a table computed whole from ``d`` depends on (see
-    :func:`inputs_digest`): its version and query, the tables it reads, the session."""
-    return inputs_digest(con, [d.version, d.body], d.deps, clv=d.calls_clv)
-
-
-def inputs_digest(con: duckdb.DuckDBPyConnection, query: list[str], deps: list[str] | tuple,
-                  *, clv: bool = False) -> str | None:
-    """A digest of what a table computed whole by ``query`` from ``deps`` depends on: the query,
-    the batch that last changed each table it reads (``meta.built_versions``), the session's
+    """A digest of what a table computed whole from ``d`` depends on: its version and query, the
+    batch that last changed each table it reads (``meta.built_versions``), the session's
     constants it calls (the temporary macros named in it, and those they call: ``as_of_date()``,
     the business time zone, the lifecycle thresholds, ...), its time zone, the erasures so far
     and the cleaning rules (and the customer-base model functions' code, when it calls them).
@@ -155,7 +148,7 @@ def inputs_digest(con: duckdb.DuckDBPyConnection, query: list[str], deps: list[s
     ``None`` when a table it reads does not record its builds (the table is then always
     computed). A query that calls no as-of macro keeps its digest when only the as-of date
     moves (a night: ``core.customer_ids`` is not computed again)."""
-    batches = _read_batches(con, deps)
+    batches = _read_batches(con, d.deps)
     if batches is None:
         return None
     macros, zone, erasures = con.execute(
@@ -163,8 +156,8 @@ def inputs_digest(con: duckdb.DuckDBPyConnection, query: list[str], deps: list[s
         f"current_setting('TimeZone'), (SELECT count(*) FROM {ERASURES.name}) "
         "FROM duckdb_functions() WHERE database_name = 'temp' AND function_type = 'macro'"
     ).fetchone()
-    code = [cleaning_version(), _clv_code() if clv else None]
-    text = json.dumps([*query, batches, _called(macros or [], " ".join(query)), zone, erasures,
+    code = [cleaning_version(), _clv_code() if d.calls_clv else None]
+    text = json.dumps([d.version, d.body, batches, _called(macros or [], d.body), zone, erasures,
                        *code], default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
