@@ -7,6 +7,7 @@ reads back the ``dagster/column_lineage`` metadata Dagster stored.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 import dagster as dg
@@ -15,7 +16,7 @@ import sqlglot.lineage
 from conftest import make_project
 
 from crm_assets.catalog import lineage as lineage_module
-from crm_assets.catalog.lineage import column_lineage
+from crm_assets.catalog.lineage import column_lineage, passed_through
 from crm_assets.cli.main import main
 from crm_assets.defs.partitions import partition_range_tags
 from crm_assets.defs.resources import Warehouse
@@ -118,3 +119,32 @@ def test_crm_lineage_cli(capsys):
         "    └── staging.order_items.order_id",
         "        └── raw.order_items.order_id  (source)",
     ]
+
+
+def test_passed_through_names_the_columns_a_value_is_copied_from(catalog):
+    """A night builds a window-function event for the people with a row in its day only when
+    ``occurred_at`` is a column copied unchanged (the shipped first_purchase and reactivation)."""
+    by_table = catalog.by_table()
+    schemas = {t: catalog.schema_of(t) for t in ("core.orders", "core.interactions")}
+
+    def traced(sql: str) -> list[tuple[str, str]] | None:
+        d = dataclasses.replace(by_table["events.first_purchase"], body=sql, _ast=None,
+                                deps=["core.orders", "core.interactions"])
+        return passed_through(d, schemas, "occurred_at")
+
+    assert passed_through(by_table["events.reactivation"], schemas, "occurred_at") == [
+        ("core.orders", "ordered_at")]
+    # renamed in a CTE, then from a union of two tables: both
+    assert traced("with o as (select customer_id, ordered_at as t from core.orders) "
+                  "select customer_id, t as occurred_at from o union all "
+                  "select customer_id, occurred_at from core.interactions") == [
+        ("core.interactions", "occurred_at"), ("core.orders", "ordered_at")]
+    # computed, cast or aggregated: an occurrence's instant need not be a row's
+    assert traced("select customer_id, ordered_at + interval 30 day as occurred_at "
+                  "from core.orders") is None
+    assert traced("select customer_id, cast(ordered_at as timestamptz) as occurred_at "
+                  "from core.orders") is None
+    assert traced("select customer_id, max(ordered_at) as occurred_at from core.orders "
+                  "group by 1") is None
+    assert traced("select customer_id, coalesce(o.ordered_at, i.occurred_at) as occurred_at "
+                  "from core.orders o join core.interactions i using (customer_id)") is None

@@ -102,5 +102,41 @@ def column_lineage(d: Definition, upstream_schemas: Mapping[str, Schema],
     return result
 
 
+def passed_through(d: Definition, upstream_schemas: Mapping[str, Schema], column: str
+                   ) -> list[Upstream] | None:
+    """The table columns whose values ``column`` of ``d`` *is*, unchanged (selected, renamed,
+    through common table expressions and unions, never computed or cast); ``None`` when it is
+    anything else or sqlglot cannot tell.
+
+    Every value of such a column is the value of that column in some row of one of those tables,
+    so its rows in a time range come from rows of those tables in the same range.
+    """
+    known = set(d.deps)
+    schema = sqlglot_schema({t: s for t, s in upstream_schemas.items() if t in known})
+    try:
+        node = lineage(column, d.ast if d.ast is not None else d.body, schema=schema,
+                       dialect=DIALECT, trim_selects=False)
+    except Exception as err:  # noqa: BLE001 - sqlglot raises many kinds
+        log.debug("lineage of %s.%s failed: %s", d.table, column, err)
+        return None
+    found: set[Upstream] = set()
+    pending = [node]
+    while pending:
+        n = pending.pop()
+        e = n.expression
+        if isinstance(e, exp.Table):
+            table = f"{e.db}.{e.name}".lower()
+            if n.downstream or table not in known:
+                return None
+            found.add((table, n.name.split(".")[-1]))
+            continue
+        if isinstance(e, exp.Alias):
+            e = e.this
+        if not isinstance(e, exp.Column) or not n.downstream:
+            return None
+        pending.extend(n.downstream)
+    return sorted(found) or None
+
+
 # --------------------------------------------------------------------------------------------
 # the tree, down to raw

@@ -23,8 +23,10 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import duckdb
+from sqlglot import exp
 
 from crm_assets.catalog import Definition
+from crm_assets.catalog.lineage import passed_through
 from crm_assets.quoting import identifier, literal
 from crm_assets.warehouse.connection import (
     rows_by_rowid,
@@ -96,11 +98,14 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
     with transaction(con):
         con.execute(f"DELETE FROM {d.table} WHERE occurred_at >= ? AND occurred_at < ?",
                     [start, end])
+        query, temps = _window_query(con, d, start, end, len(window), list(seen))
         con.execute(
             f"""INSERT INTO {d.table} {select}
-                FROM (\n{d.body}\n) AS src
+                FROM (\n{query}\n) AS src
                 WHERE src.occurred_at >= ? AND src.occurred_at < ?
                 ORDER BY src.occurred_at, src.customer_id""", [start, end])
+        for temp in temps:
+            con.execute(f"DROP TABLE {temp}")
         found = _late_days(con, d, start, seen, merges, select) if late else (False, [])
         rows_by_day = _record_days(con, d, [*window, *found[1]], batch)
         for dep, last in seen.items():
@@ -110,6 +115,61 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
         set_built_version(con, d.table, d.version, batch, ["occurred_at"])
         record_version(con, d, run_id)
     return EventRun(rows_by_day, sorted(found[1]), found[0])
+
+
+FEW_DAYS = 7
+"""A window of at most this many days whose query cannot filter by time before a window function
+is computed for its people only (:func:`_window_query`)."""
+
+_OCCURS_AT: dict[tuple[str, str], list[tuple[str, str]] | None] = {}
+
+
+def _window_query(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime, end: datetime,
+                  days: int, person_tables: list[str]) -> tuple[str, list[str]]:
+    """The query to build the window ``[start, end)`` with, and the temporary tables it reads.
+
+    A query with a window function (a person's first purchase, the gap since their last) computes
+    it over every row before the window's filter can apply: a night would pay for the whole
+    history. When ``occurred_at`` is a column passed through unchanged from tables holding
+    ``customer_id`` (:func:`~crm_assets.catalog.lineage.passed_through`), an occurrence in the
+    window has such a row in the window, and a person's occurrences depend only on their rows
+    (what an event is): so over a few days the query reads, from each table in
+    ``person_tables``, only the rows of the people with such a row in the window. Otherwise, and
+    for a longer window (most people have a row in it), the query is returned as it is.
+    """
+    if days > FEW_DAYS or d.ast is None or d.ast.find(exp.Window) is None:
+        return d.body, []
+    sources = _occurs_at(con, d)
+    if not sources or any(table not in person_tables for table, _ in sources):
+        return d.body, []
+    con.execute("CREATE OR REPLACE TEMP TABLE _crm_window_people AS " + " UNION ".join(
+        f"SELECT customer_id FROM {table} WHERE {identifier(column)} >= $start "
+        f"AND {identifier(column)} < $end" for table, column in sources),
+        {"start": start, "end": end})
+    query, temps = d.body, ["_crm_window_people"]
+    for i, table in enumerate(person_tables):
+        temp = f"_crm_window_{i}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS " + rows_by_rowid(
+            table, f"SELECT t.rowid FROM {table} t SEMI JOIN _crm_window_people p "
+                   "ON p.customer_id = t.customer_id"))
+        query = read_instead(con, query, table, temp)
+        temps.append(temp)
+    return query, temps
+
+
+def _occurs_at(con: duckdb.DuckDBPyConnection, d: Definition) -> list[tuple[str, str]] | None:
+    """The table columns ``occurred_at`` is passed through from (cached per version)."""
+    key = (d.table, d.version)
+    if key not in _OCCURS_AT:
+        schemas: dict[str, list[tuple[str, str]]] = {}
+        for table, column, type_ in con.execute(
+                "SELECT schema_name || '.' || table_name, column_name, data_type "
+                "FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND list_contains(?, schema_name || '.' || table_name) ORDER BY column_index",
+                [d.deps]).fetchall():
+            schemas.setdefault(table, []).append((column, type_))
+        _OCCURS_AT[key] = passed_through(d, schemas, "occurred_at")
+    return _OCCURS_AT[key]
 
 
 def days_of(start: datetime, end: datetime, business_timezone: str) -> list[date]:
