@@ -17,6 +17,7 @@ The tiny fixture (see test_pipeline.py) is built as of 2025-03-12 with event day
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import date
 
@@ -24,6 +25,9 @@ import dagster as dg
 import duckdb
 import pytest
 from conftest import FIXTURES, RUN_COLUMNS, Project, data_tables, make_project, rows_of
+
+from crm_assets.functions.allow_list import RUN_MACROS
+from crm_assets.functions.registry import RUN_MACRO_VALUES
 
 NIGHTS = FIXTURES / "nightly"
 D = date.fromisoformat
@@ -147,6 +151,25 @@ def test_a_night_with_nothing_new_changes_nothing(nights, tmp_path):
     croissant = latest_metadata(again, "segments", "croissant_buyers")
     assert croissant["unchanged"] is True
     assert croissant["members"] == project.scalar("SELECT count(*) FROM segments.croissant_buyers")
+
+
+def test_a_night_with_other_lifecycle_thresholds_computes_the_features_again(nights, tmp_path):
+    """The inputs digest holds the values of the run constants a query calls: nothing new came,
+    but `lapsed_days` changed, so the features are computed again; core.customer_ids, which
+    calls none, is left as it was."""
+    assert set(RUN_MACRO_VALUES) == RUN_MACROS  # every run constant has its value in the digest
+    project, _ = nights
+    again = project.copy(tmp_path)
+    stage = ("SELECT recency_days, lifecycle_stage FROM core.customer_features "
+             "JOIN core.customer_identity USING (customer_id) WHERE source_customer_id = 'C3'")
+    # person 2: first order O9 on 2025-01-15 (not new), last O3 on the 10th, 4 days before
+    assert again.query(stage) == [(4, "active")]
+    again.settings = dataclasses.replace(again.settings, lifecycle={"lapsed_days": 2})
+    result = again.nightly(D("2025-03-14"))
+    assert result.success, result.error
+    assert again.query(stage) == [(4, "lapsed")]
+    assert latest_metadata(again, "core", "customer_features")["unchanged"] is False
+    assert latest_metadata(again, "core", "customer_ids")["unchanged"] is True
 
 
 def test_a_night_with_no_new_file_still_moves_the_as_of_date(nights, tmp_path):

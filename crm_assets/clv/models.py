@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 ArrayLike = np.ndarray | float
 
@@ -265,6 +265,8 @@ def _fit(model: type, negative, w: np.ndarray) -> Fit:
     def per_person(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         value, gradient = negative(log_params)  # the mean, so tolerances mean the same at any n
         return value / people, gradient / people
+
+    from scipy import optimize  # ~0.15 s to import: only a fit needs it, not every command
 
     result = optimize.minimize(per_person, np.zeros(len(names)), jac=True, method="L-BFGS-B",
                                bounds=[(low, high)] * len(names),

@@ -96,6 +96,22 @@ def configuration_values(earliest_plausible: date = DEFAULT_EARLIEST_PLAUSIBLE,
                                                       **(lifecycle or {})}.items()}}
 
 
+RUN_MACRO_VALUES: dict[str, str] = {
+    "as_of_date": "as_of_date()", "as_of_end": "as_of_end()",
+    "business_timezone": "business_timezone()",
+    "earliest_plausible_date": "earliest_plausible_date()",
+    "latest_plausible": "latest_plausible(TIMESTAMPTZ '2000-01-01 00:00:00+00')",
+    "currency_code": "currency_code()", "currency_symbol": "currency_symbol()",
+    "lifecycle_new_days": "lifecycle_new_days()",
+    "lifecycle_active_days": "lifecycle_active_days()",
+    "lifecycle_lapsed_days": "lifecycle_lapsed_days()",
+}
+"""For each run constant (:data:`~crm_assets.functions.allow_list.RUN_MACROS`), an expression
+whose value is what it stands for on a connection (``latest_plausible`` at a fixed instant): a
+table's inputs digest holds the values of those its query calls
+(:func:`~crm_assets.warehouse.state.inputs_of`)."""
+
+
 def set_business_timezone(con: duckdb.DuckDBPyConnection, zone: str) -> None:
     """Make ``business_timezone()`` return ``zone`` (an IANA name) on this connection."""
     if not zone.replace("/", "").replace("_", "").replace("-", "").isalnum():

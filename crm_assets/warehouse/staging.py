@@ -143,7 +143,6 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
     changed since the table was built, :func:`~crm_assets.warehouse.state.version_built`) every
     raw row is judged again and the table and its rejects are replaced.
     """
-    use_functions_of(con, d)
     raw = f"raw.{d.name}"
     full = (full_refresh or not table_exists(con, d.table)
             or built_version(con, d.table) != version_built(d, con))
@@ -158,6 +157,7 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
                     "LIMIT 0")
         rows, rejected = _counts(con, d)
         return StagingResult(rows, 0, 0, 0, rejected, False, batch)
+    use_functions_of(con, d)  # ~40 ms: only when there is something to judge
     if not full:
         _dirty_rows(con, d, raw, new_files, seen)
         judged = _judge(con, d, raw)

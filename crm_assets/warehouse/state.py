@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from crm_assets.catalog import Definition
-from crm_assets.functions.registry import cleaning_version
+from crm_assets.functions.registry import RUN_MACRO_VALUES, cleaning_version
 from crm_assets.warehouse.connection import table_exists
 from crm_assets.warehouse.tables import (
     BATCHES,
@@ -140,41 +140,32 @@ def unchanged_since(con: duckdb.DuckDBPyConnection, table: str, deps: list[str])
 
 def inputs_of(con: duckdb.DuckDBPyConnection, d: Definition) -> str | None:
     """A digest of what a table computed whole from ``d`` depends on: its version and query, the
-    batch that last changed each table it reads (``meta.built_versions``), the session's
-    constants it calls (the temporary macros named in it, and those they call: ``as_of_date()``,
-    the business time zone, the lifecycle thresholds, ...), its time zone, the erasures so far
-    and the cleaning rules (and the customer-base model functions' code, when it calls them).
-    The same digest as the table's last build: computing it again would give the same rows.
-    ``None`` when a table it reads does not record its builds (the table is then always
-    computed). A query that calls no as-of macro keeps its digest when only the as-of date
+    batch that last changed each table it reads (``meta.built_versions``), the values of the run
+    constants it calls (``as_of_date()``, ``as_of_end()``, the business time zone, the lifecycle
+    thresholds, ...: :data:`~crm_assets.functions.registry.RUN_MACRO_VALUES`), the session's time
+    zone, the erasures so far and the cleaning rules (and the customer-base model functions' code,
+    when it calls them). The same digest as the table's last build: computing it again would give
+    the same rows. ``None`` when a table it reads does not record its builds (the table is then
+    always computed). A query that calls no as-of macro keeps its digest when only the as-of date
     moves (a night: ``core.customer_ids`` is not computed again)."""
     batches = _read_batches(con, d.deps)
     if batches is None:
         return None
-    macros, zone, erasures = con.execute(
-        "SELECT list([function_name, macro_definition] ORDER BY function_name, macro_definition), "
-        f"current_setting('TimeZone'), (SELECT count(*) FROM {ERASURES.name}) "
-        "FROM duckdb_functions() WHERE database_name = 'temp' AND function_type = 'macro'"
-    ).fetchone()
+    called = _called(d.body)
+    zone, erasures, *values = con.execute(
+        f"SELECT current_setting('TimeZone'), (SELECT count(*) FROM {ERASURES.name})"
+        + "".join(f", {RUN_MACRO_VALUES[name]}" for name in called)).fetchone()
     code = [cleaning_version(), _clv_code() if d.calls_clv else None]
-    text = json.dumps([d.version, d.body, batches, _called(macros or [], d.body), zone, erasures,
-                       *code], default=str)
+    text = json.dumps([d.version, d.body, batches, list(zip(called, values, strict=True)), zone,
+                       erasures, *code], default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _called(macros: list[list[str]], text: str) -> list[list[str]]:
-    """The macros (``[name, definition]``) ``text`` calls by name, and those they call: a name
-    followed by ``(`` anywhere in it (a mention in a comment counts too: more is safe)."""
-    called: list[list[str]] = []
-    todo = [text]
-    while todo:
-        searched = todo.pop()
-        for macro in macros:
-            if macro not in called and re.search(rf"\b{re.escape(macro[0])}\s*\(", searched,
-                                                 re.IGNORECASE):
-                called.append(macro)
-                todo.append(macro[1])
-    return sorted(called)
+def _called(text: str) -> list[str]:
+    """The run constants ``text`` calls: a name followed by ``(`` anywhere in it (a mention in a
+    comment counts too: more is safe)."""
+    return [name for name in sorted(RUN_MACRO_VALUES)
+            if re.search(rf"\b{name}\s*\(", text, re.IGNORECASE)]
 
 
 @functools.cache
