@@ -90,6 +90,31 @@ def test_a_publish_serves_every_bi_table_and_rewrites_only_what_changed(warehous
     reader.close()
 
 
+def test_a_moved_warehouse_folder_keeps_its_snapshot_files(warehouse, tmp_path):
+    """Restored elsewhere (another disk, another host path), a folder's snapshot goes on as it
+    was: a table not rebuilt since the last publish is not read again (its build records say so,
+    whatever its rows; here a segment is edited behind the records' back to show it), and the
+    views read the files where they are now."""
+    with connect(warehouse) as con:
+        con.execute("INSERT INTO meta.built_versions (table_name, definition_version, batch, "
+                    "built_at, grain) SELECT unnest(['core.customers', "
+                    "'segments.croissant_buyers', 'events.croissant_purchase']), 'v1', 1, now(), "
+                    "['customer_id']")
+        first = publish(con, tmp_path / "old" / "serving")
+        (tmp_path / "old").rename(tmp_path / "new")
+        con.execute("INSERT INTO segments.croissant_buyers VALUES (2)")
+        serving = tmp_path / "new" / "serving"
+        again = publish(con, serving, since=1)
+    assert (again.files_written, again.files_reused, again.files_removed) == (
+        0, first.files_written, 0)
+    assert served(serving, "SELECT count(*) FROM events.croissant_purchase") == 3
+    assert served(serving, "SELECT count(*) FROM segments.croissant_buyers") == 1
+    manifest = json.loads((serving / MANIFEST_FILE).read_text(encoding="utf-8"))
+    files = [Path(p) for f in manifest["tables"].values() for p in f]
+    assert len(files) == first.files_written
+    assert all(p.is_relative_to(serving) and p.exists() for p in files)
+
+
 def test_bi_readers_never_block_the_pipeline(warehouse, tmp_path):
     serving = tmp_path / "serving"
     with connect(warehouse) as con:

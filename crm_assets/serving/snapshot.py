@@ -196,13 +196,44 @@ def _served_tables(con: duckdb.DuckDBPyConnection, tier: Tier) -> list[_Table]:
     return [_Table(schema, table, cols) for (schema, table), cols in sorted(columns.items())]
 
 
+def _manifest(serving_dir: Path) -> dict | None:
+    """The last publish's manifest, its paths under ``serving_dir`` wherever it was written
+    (``None`` if unreadable).
+
+    The manifest names files by absolute path (what Spark and scripts read), and records the
+    folder it was written in: a warehouse folder moved or restored elsewhere keeps its files, and
+    the next publish reuses them instead of writing every table again."""
+    try:
+        manifest = json.loads((serving_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    written_in = manifest.get("serving_dir")
+    if written_in and Path(written_in) != serving_dir:
+        def moved(path: str) -> str:
+            try:
+                return str(serving_dir / Path(path).relative_to(written_in))
+            except ValueError:  # not under the folder it was written in: as it is
+                return path
+
+        try:
+            manifest["tables"] = {name: [moved(p) for p in files]
+                                  for name, files in manifest["tables"].items()}
+            manifest["generations"] = [{**g, "files": [moved(p) for p in g["files"]]}
+                                       for g in manifest.get("generations", [])]
+        except (KeyError, TypeError, AttributeError):
+            return None
+    return manifest
+
+
 def _previous_tables(serving_dir: Path) -> dict[str, list[Path]]:
     """The files each table had in the last publish (none if its manifest is unreadable)."""
     try:
-        manifest = json.loads((serving_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        manifest = _manifest(serving_dir)
         return {name: [Path(p) for p in files] for name, files in manifest["tables"].items()
                 if all(Path(p).exists() for p in files)}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return {}
 
 
@@ -433,6 +464,7 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
     _swap_views(serving_dir, served, tier, docs)
     manifest = {
         "published_at": current["published_at"],
+        "serving_dir": str(serving_dir),
         "tables": {table.key: [str(p) for p in files] for table, files in served},
         "generations": generations,
         "docs": {key: {"description": doc.description, "columns": dict(doc.columns)}
@@ -448,22 +480,22 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
 def _previous_docs(serving_dir: Path) -> dict[str, TableDoc]:
     """The descriptions the last publish was given (none if its manifest is unreadable)."""
     try:
-        manifest = json.loads((serving_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        manifest = _manifest(serving_dir)
         return {key: TableDoc(str(doc.get("description") or ""),
                               {str(c): str(d) for c, d in (doc.get("columns") or {}).items()})
                 for key, doc in (manifest.get("docs") or {}).items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         return {}
 
 
 def _generations(serving_dir: Path) -> list[dict]:
     """The snapshots the last publish kept, newest first (none if its manifest is unreadable)."""
     try:
-        manifest = json.loads((serving_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        manifest = _manifest(serving_dir)
         return [{"published_at": str(g["published_at"]), "files": list(g["files"]),
                  **({"expires_at": str(g["expires_at"])} if g.get("expires_at") else {})}
                 for g in manifest.get("generations", [])]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return []
 
 
