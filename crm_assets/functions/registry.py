@@ -138,14 +138,20 @@ def register_cleaning_functions(con: duckdb.DuckDBPyConnection, *, udfs: bool = 
 
 def register_functions(con: duckdb.DuckDBPyConnection, as_of: date | None = None,
                        zone: str = "Europe/Moscow", *, udfs: bool = True,
-                       cleaning: bool = True) -> None:
-    """Register the project's functions on ``con`` (idempotent): the run's constants, and the
-    cleaning functions unless ``cleaning`` is false (what only a query calling them needs)."""
+                       cleaning: bool = True, earliest_plausible: date | None = None,
+                       days_after_load: int = DEFAULT_DAYS_AFTER_LOAD,
+                       currency: tuple[str, str] | None = None,
+                       lifecycle: dict[str, int] | None = None) -> None:
+    """Register the project's functions on ``con`` (idempotent): the run's constants (the
+    defaults for those not given), and the cleaning functions unless ``cleaning`` is false (what
+    only a query calling them needs)."""
     if cleaning:
         register_cleaning_functions(con, udfs=udfs)
     set_as_of_date(con, as_of or date(1970, 1, 1))
     set_business_timezone(con, zone)
-    set_earliest_plausible_date(con, DEFAULT_EARLIEST_PLAUSIBLE)
+    set_earliest_plausible_date(con, earliest_plausible or DEFAULT_EARLIEST_PLAUSIBLE,
+                                days_after_load)
     defaults = configuration_values()
-    set_currency(con, str(defaults["currency_code"]), str(defaults["currency_symbol"]))
-    set_lifecycle(con, DEFAULT_LIFECYCLE)
+    set_currency(con, *(currency or (str(defaults["currency_code"]),
+                                     str(defaults["currency_symbol"]))))
+    set_lifecycle(con, lifecycle or {})

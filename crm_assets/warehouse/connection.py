@@ -22,10 +22,6 @@ from crm_assets.clv.functions import register_clv_functions
 from crm_assets.functions.registry import (
     register_cleaning_functions,
     register_functions,
-    set_business_timezone,
-    set_currency,
-    set_earliest_plausible_date,
-    set_lifecycle,
 )
 from crm_assets.quoting import literal
 from crm_assets.warehouse.tables import ensure_framework_tables
@@ -42,18 +38,12 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | 
     materialisation whose query calls them registers them (:func:`use_functions_of`).
     """
     con.execute("SET python_enable_replacements = false")
-    con.execute("SET TimeZone = 'UTC'")
-    register_functions(con, cleaning=False)
-    if business_timezone:
-        set_business_timezone(con, business_timezone)
-        # date casts, date_trunc and interval arithmetic on instants mean business days
-        con.execute(f"SET TimeZone = {literal(business_timezone)}")
-    if earliest_plausible:
-        set_earliest_plausible_date(con, earliest_plausible, days_after_load)
-    if currency:
-        set_currency(con, *currency)
-    if lifecycle:
-        set_lifecycle(con, lifecycle)
+    # date casts, date_trunc and interval arithmetic on instants mean business days
+    con.execute(f"SET TimeZone = {literal(business_timezone or 'UTC')}")
+    register_functions(con, cleaning=False, **({"zone": business_timezone} if business_timezone
+                                               else {}),
+                       earliest_plausible=earliest_plausible, days_after_load=days_after_load,
+                       currency=currency, lifecycle=lifecycle)
     return con
 
 
@@ -153,11 +143,13 @@ def rows_by_rowid(table: str, matching: str, columns: str = "*") -> str:
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether the table or view ``schema.table`` exists in ``con``'s current database."""
-    schema, table = name.split(".", 1)
-    return bool(con.execute(
-        """SELECT (SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
-                   AND schema_name = $schema AND table_name = $table)
-                + (SELECT count(*) FROM duckdb_views() WHERE database_name = current_database()
-                   AND schema_name = $schema AND view_name = $table)""",
-        {"schema": schema, "table": table}).fetchone()[0])
+    """Whether the table or view ``schema.table`` exists in ``con``'s current database.
+
+    Asked of the binder (``con.table``: ~0.2 ms, and a miss leaves a transaction usable), not of
+    ``duckdb_tables()``, which lists every table of every database (~2 ms; a night asks ~100
+    times)."""
+    try:
+        con.table(name)
+    except duckdb.CatalogException:
+        return False
+    return True
