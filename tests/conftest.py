@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from crm_assets.defs.definitions import build_definitions
 from crm_assets.defs.runs import build_all, nightly
 from crm_assets.settings import Settings, load_settings
+from crm_assets.warehouse import ensure_framework_tables, prepare_connection
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -148,6 +150,17 @@ def make_project(tmp_path: Path, input_dir: Path = TINY, **overrides) -> Project
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)
+
+
+@pytest.fixture
+def prepared_warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An empty warehouse file, its connection prepared as a run's (the run constants, the
+    framework's tables): for tests that call the warehouse functions without Dagster."""
+    con = duckdb.connect(str(tmp_path / "crm.duckdb"))
+    prepare_connection(con)
+    ensure_framework_tables(con)
+    yield con
+    con.close()
 
 
 @pytest.fixture(scope="session")

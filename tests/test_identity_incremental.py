@@ -15,14 +15,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from crm_assets.catalog import load_catalog
 from crm_assets.identity import resolve_customer_id, resolve_identity
 from crm_assets.ingest.loader import load_source
 from crm_assets.project import external_tables
-from crm_assets.warehouse import ensure_framework_tables, prepare_connection
 from crm_assets.warehouse.contacts import check_contacts
 from crm_assets.warehouse.models import materialize_model
 
@@ -31,12 +29,8 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "identity_merge"
 
 
 @pytest.fixture
-def con(tmp_path):
-    connection = duckdb.connect(str(tmp_path / "crm.duckdb"))
-    prepare_connection(connection)
-    ensure_framework_tables(connection)
-    yield connection
-    connection.close()
+def con(prepared_warehouse):
+    return prepared_warehouse
 
 
 def _stage_and_resolve(con, input_dir: Path) -> None:

@@ -10,7 +10,6 @@ import pytest
 
 from crm_assets.catalog import load_catalog
 from crm_assets.project import external_tables
-from crm_assets.warehouse import ensure_framework_tables, prepare_connection
 from crm_assets.warehouse.models import materialize_model
 from crm_assets.warehouse.tables import SEGMENT_MEMBERSHIP_HISTORY
 
@@ -18,12 +17,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def warehouse(tmp_path):
-    con = duckdb.connect(str(tmp_path / "crm.duckdb"))
-    prepare_connection(con)
-    ensure_framework_tables(con)
-    yield con
-    con.close()
+def warehouse(prepared_warehouse):
+    return prepared_warehouse
 
 
 def _members(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, int, date | None]]) -> None:
