@@ -27,7 +27,7 @@ import pytest
 from conftest import FIXTURES, RUN_COLUMNS, Project, data_tables, make_project, rows_of
 
 from crm_assets.functions.allow_list import RUN_MACROS
-from crm_assets.functions.registry import RUN_MACRO_VALUES
+from crm_assets.warehouse.state import RUN_MACRO_VALUES
 
 NIGHTS = FIXTURES / "nightly"
 D = date.fromisoformat

@@ -96,22 +96,6 @@ def configuration_values(earliest_plausible: date = DEFAULT_EARLIEST_PLAUSIBLE,
                                                       **(lifecycle or {})}.items()}}
 
 
-RUN_MACRO_VALUES: dict[str, str] = {
-    "as_of_date": "as_of_date()", "as_of_end": "as_of_end()",
-    "business_timezone": "business_timezone()",
-    "earliest_plausible_date": "earliest_plausible_date()",
-    "latest_plausible": "latest_plausible(TIMESTAMPTZ '2000-01-01 00:00:00+00')",
-    "currency_code": "currency_code()", "currency_symbol": "currency_symbol()",
-    "lifecycle_new_days": "lifecycle_new_days()",
-    "lifecycle_active_days": "lifecycle_active_days()",
-    "lifecycle_lapsed_days": "lifecycle_lapsed_days()",
-}
-"""For each run constant (:data:`~crm_assets.functions.allow_list.RUN_MACROS`), an expression
-whose value is what it stands for on a connection (``latest_plausible`` at a fixed instant): a
-table's inputs digest holds the values of those its query calls
-(:func:`~crm_assets.warehouse.state.inputs_of`)."""
-
-
 def set_business_timezone(con: duckdb.DuckDBPyConnection, zone: str) -> None:
     """Make ``business_timezone()`` return ``zone`` (an IANA name) on this connection."""
     if not zone.replace("/", "").replace("_", "").replace("-", "").isalnum():
@@ -138,20 +122,14 @@ def register_cleaning_functions(con: duckdb.DuckDBPyConnection, *, udfs: bool = 
 
 def register_functions(con: duckdb.DuckDBPyConnection, as_of: date | None = None,
                        zone: str = "Europe/Moscow", *, udfs: bool = True,
-                       cleaning: bool = True, earliest_plausible: date | None = None,
-                       days_after_load: int = DEFAULT_DAYS_AFTER_LOAD,
-                       currency: tuple[str, str] | None = None,
-                       lifecycle: dict[str, int] | None = None) -> None:
-    """Register the project's functions on ``con`` (idempotent): the run's constants (the
-    defaults for those not given), and the cleaning functions unless ``cleaning`` is false (what
-    only a query calling them needs)."""
+                       cleaning: bool = True) -> None:
+    """Register the project's functions on ``con`` (idempotent): the run's constants, and the
+    cleaning functions unless ``cleaning`` is false (what only a query calling them needs)."""
     if cleaning:
         register_cleaning_functions(con, udfs=udfs)
     set_as_of_date(con, as_of or date(1970, 1, 1))
     set_business_timezone(con, zone)
-    set_earliest_plausible_date(con, earliest_plausible or DEFAULT_EARLIEST_PLAUSIBLE,
-                                days_after_load)
+    set_earliest_plausible_date(con, DEFAULT_EARLIEST_PLAUSIBLE)
     defaults = configuration_values()
-    set_currency(con, *(currency or (str(defaults["currency_code"]),
-                                     str(defaults["currency_symbol"]))))
-    set_lifecycle(con, lifecycle or {})
+    set_currency(con, str(defaults["currency_code"]), str(defaults["currency_symbol"]))
+    set_lifecycle(con, DEFAULT_LIFECYCLE)

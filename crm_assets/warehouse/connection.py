@@ -22,6 +22,10 @@ from crm_assets.clv.functions import register_clv_functions
 from crm_assets.functions.registry import (
     register_cleaning_functions,
     register_functions,
+    set_business_timezone,
+    set_currency,
+    set_earliest_plausible_date,
+    set_lifecycle,
 )
 from crm_assets.quoting import literal
 from crm_assets.warehouse.tables import ensure_framework_tables
@@ -38,12 +42,18 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, business_timezone: str | 
     materialisation whose query calls them registers them (:func:`use_functions_of`).
     """
     con.execute("SET python_enable_replacements = false")
-    # date casts, date_trunc and interval arithmetic on instants mean business days
-    con.execute(f"SET TimeZone = {literal(business_timezone or 'UTC')}")
-    register_functions(con, cleaning=False, **({"zone": business_timezone} if business_timezone
-                                               else {}),
-                       earliest_plausible=earliest_plausible, days_after_load=days_after_load,
-                       currency=currency, lifecycle=lifecycle)
+    con.execute("SET TimeZone = 'UTC'")
+    register_functions(con, cleaning=False)
+    if business_timezone:
+        set_business_timezone(con, business_timezone)
+        # date casts, date_trunc and interval arithmetic on instants mean business days
+        con.execute(f"SET TimeZone = {literal(business_timezone)}")
+    if earliest_plausible:
+        set_earliest_plausible_date(con, earliest_plausible, days_after_load)
+    if currency:
+        set_currency(con, *currency)
+    if lifecycle:
+        set_lifecycle(con, lifecycle)
     return con
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from crm_assets.catalog import Definition
-from crm_assets.functions.registry import RUN_MACRO_VALUES, cleaning_version
+from crm_assets.functions.registry import cleaning_version
 from crm_assets.warehouse.connection import table_exists
 from crm_assets.warehouse.tables import (
     BATCHES,
@@ -136,6 +136,23 @@ def unchanged_since(con: duckdb.DuckDBPyConnection, table: str, deps: list[str])
                       [table]).fetchone()
     batches = _read_batches(con, deps)
     return row is not None and batches is not None and all(b <= row[0] for _, b in batches)
+
+
+RUN_MACRO_VALUES: dict[str, str] = {
+    "as_of_date": "as_of_date()", "as_of_end": "as_of_end()",
+    "business_timezone": "business_timezone()",
+    "earliest_plausible_date": "earliest_plausible_date()",
+    "latest_plausible": "latest_plausible(TIMESTAMPTZ '2000-01-01 00:00:00+00')",
+    "currency_code": "currency_code()", "currency_symbol": "currency_symbol()",
+    "lifecycle_new_days": "lifecycle_new_days()",
+    "lifecycle_active_days": "lifecycle_active_days()",
+    "lifecycle_lapsed_days": "lifecycle_lapsed_days()",
+}
+"""For each run constant (:data:`~crm_assets.functions.allow_list.RUN_MACROS`), an expression
+whose value is what it stands for on a connection (``latest_plausible`` at a fixed instant): a
+table's inputs digest holds the values of those its query calls (:func:`inputs_of`). Kept here,
+not beside the macros in ``crm_assets/functions/``: that folder's code is the cleaning rules'
+version, and editing it makes the next night judge every staged row again."""
 
 
 def inputs_of(con: duckdb.DuckDBPyConnection, d: Definition) -> str | None:
