@@ -159,10 +159,10 @@ def inputs_of(con: duckdb.DuckDBPyConnection, d: Definition) -> str | None:
     """A digest of what a table computed whole from ``d`` depends on: its version and query, the
     batch that last changed each table it reads (``meta.built_versions``), the values of the run
     constants it calls (``as_of_date()``, ``as_of_end()``, the business time zone, the lifecycle
-    thresholds, ...: :data:`~crm_assets.functions.registry.RUN_MACRO_VALUES`), the session's time
-    zone, the erasures so far and the cleaning rules (and the customer-base model functions' code,
-    when it calls them). The same digest as the table's last build: computing it again would give
-    the same rows. ``None`` when a table it reads does not record its builds (the table is then
+    thresholds, ...: :data:`RUN_MACRO_VALUES`), the session's time zone, the erasures so far and
+    the cleaning rules (and the customer-base model functions' code, when it calls them). The
+    same digest as the table's last build: computing it again would give the same rows. ``None``
+    when a table it reads does not record its builds (the table is then
     always computed). A query that calls no as-of macro keeps its digest when only the as-of date
     moves (a night: ``core.customer_ids`` is not computed again)."""
     batches = _read_batches(con, d.deps)
