@@ -105,6 +105,11 @@ UNORDERED_ROWS = 500_000
 """Parts of at least this many rows are written by all cores in no particular order (a third
 faster at 1M rows; SQL tables have no order, and BI tools sort); smaller ones, the marts among
 them, keep their table's order."""
+PARTITION_FLUSH_ROWS = 60_000
+"""A first publish writes a table's months in one partitioned ``COPY``; each thread flushes a
+month's rows to its file once it holds this many (DuckDB's default, 524,288, holds up to the
+whole table in memory across months and threads, and under the run's ``memory_limit`` the
+write slows down: 15M order lines, 18 months, 2GB: 7.0 s against 4.8 s, the same files)."""
 PARQUET_LAYOUT = 2
 """What a Parquet file holds for the same rows; a new layout writes every file again (in the
 fingerprint). 2: ``HUGEINT`` and ``UHUGEINT`` as ``DECIMAL(38,0)`` (1: as ``DOUBLE``, rounded)."""
@@ -318,10 +323,16 @@ def _write_parts(con: duckdb.DuckDBPyConnection, table: _Table, folder: Path,
         tmp = folder / f".{uuid.uuid4().hex}.tmp"
         tmp.mkdir(parents=True)
         keys = ", ".join(literal(key) for key in missing)
-        con.execute(
-            f"COPY (SELECT {table.written_columns}, {part} AS _part FROM {relation} "
-            f"WHERE {part} IN ({keys})) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION "
-            f"{PARQUET_COMPRESSION}, PARTITION_BY (_part), OVERWRITE_OR_IGNORE true)")
+        kept = con.execute("SELECT current_setting('partitioned_write_flush_threshold')"
+                           ).fetchone()[0]
+        con.execute(f"SET partitioned_write_flush_threshold = {PARTITION_FLUSH_ROWS}")
+        try:
+            con.execute(
+                f"COPY (SELECT {table.written_columns}, {part} AS _part FROM {relation} "
+                f"WHERE {part} IN ({keys})) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION "
+                f"{PARQUET_COMPRESSION}, PARTITION_BY (_part), OVERWRITE_OR_IGNORE true)")
+        finally:
+            con.execute(f"SET partitioned_write_flush_threshold = {int(kept)}")
         for key in missing:
             wanted[key].parent.mkdir(parents=True, exist_ok=True)
             found = sorted((tmp / f"_part={key}").glob("*.parquet"))
