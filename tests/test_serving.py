@@ -115,6 +115,44 @@ def test_a_moved_warehouse_folder_keeps_its_snapshot_files(warehouse, tmp_path):
     assert all(p.is_relative_to(serving) and p.exists() for p in files)
 
 
+def test_a_publish_after_a_night_rewrites_the_months_the_night_touched(warehouse, tmp_path):
+    """A night that wrote two months of an event (a late day in January, today in March) has
+    both written again, and February, which it did not touch, served from its file unread."""
+    serving = tmp_path / "serving"
+
+    def built(batch: int, days: list[str]) -> None:
+        """The build records of a run (batch) that built the event's ``days``; the customers and
+        the segment as built by batch 1."""
+        con.execute("INSERT OR REPLACE INTO meta.built_versions (table_name, definition_version, "
+                    "batch, built_at, grain) SELECT unnest(['core.customers', "
+                    "'segments.croissant_buyers', 'events.croissant_purchase']), 'v1', 1, now(), "
+                    "['customer_id']")
+        con.execute("UPDATE meta.built_versions SET batch = ? "
+                    "WHERE table_name = 'events.croissant_purchase'", [batch])
+        con.execute("INSERT OR REPLACE INTO meta.event_days SELECT 'croissant_purchase', "
+                    "CAST(d AS DATE), 1, ?, now() FROM unnest(?::VARCHAR[]) t(d)", [batch, days])
+
+    with connect(warehouse) as con:
+        con.execute("INSERT INTO events.croissant_purchase VALUES "
+                    "(2, TIMESTAMPTZ '2026-03-05 10:00:00+03', DATE '2026-03-05')")
+        built(1, ["2026-01-10", "2026-01-31", "2026-02-01", "2026-03-05"])
+        first = publish(con, serving)
+        con.execute("INSERT INTO events.croissant_purchase VALUES "
+                    "(1, TIMESTAMPTZ '2026-01-15 12:00:00+03', DATE '2026-01-15'), "
+                    "(1, TIMESTAMPTZ '2026-03-06 12:00:00+03', DATE '2026-03-06')")
+        built(2, ["2026-01-15", "2026-03-06"])
+        night = publish(con, serving, since=1)
+    assert first.files_written == 5 + len(FRAMEWORK)  # 3 months, customers, croissant_buyers
+    assert night.files_written == 2  # January and March, not February
+    assert night.files_reused == first.files_written - 2
+    months = ("SELECT list(n ORDER BY m) FROM (SELECT strftime(event_date, '%m') AS m, "
+              "count(*)::VARCHAR AS n FROM events.croissant_purchase GROUP BY m)")
+    code = (f"import duckdb; con = duckdb.connect({str(serving / VIEWS_FILE)!r}, read_only=True); "
+            f"print(','.join(con.execute({months!r}).fetchone()[0]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "3,1,2"  # January 3 (one late), February 1, March 2
+
+
 def test_bi_readers_never_block_the_pipeline(warehouse, tmp_path):
     serving = tmp_path / "serving"
     with connect(warehouse) as con:
