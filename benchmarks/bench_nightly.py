@@ -1,6 +1,7 @@
 """Benchmark of a night against a full build, at 1M persons: does a night cost what changed?
 
-Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep] [--save-base DIR]``.
+Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep] [--save-base DIR]
+[--out FILE]``.
 
 1. ``crm generate`` writes the demo chain's CRM export (18 months to 2026-06-30).
 2. The files are split: the **base** is everything before the last day; the **night** holds the
@@ -13,7 +14,8 @@ Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep] 
 
 Each command is its own process, timed for wall time, CPU (user + system, children included)
 and peak RSS, as an operator would see it. The per-step times of each run are read from the
-Dagster instance. Results go to ``benchmarks/results/nightly.json``.
+Dagster instance. Results go to ``benchmarks/results/nightly.json`` (``--out``: elsewhere, e.g.
+another scale's run).
 
 There is no bare-SQL floor here: what a night saves is work not done, which the same SQL run bare
 would do all of again; the floor of the full build's SQL is ``bench_staging.py``'s subject.
@@ -111,6 +113,9 @@ def main() -> int:
     parser.add_argument("--changed-share", type=float, default=0.001)
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "nightly.json",
+                        help="where the results go (default: benchmarks/results/nightly.json)")
     parser.add_argument("--save-base", type=Path,
                         help="copy the working folder here after the full build (to replay the "
                              "night: its files are in night/)")
@@ -163,7 +168,7 @@ def main() -> int:
                             for k in ("wall_s", "cpu_s", "peak_rss_mb")},
         "machine": {"cores": os.cpu_count(), "load_after": os.getloadavg()},
     }
-    out = ROOT / "benchmarks" / "results" / "nightly.json"
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     ratio = result["night_over_full"]
