@@ -15,7 +15,7 @@ Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep] 
 Each command is its own process, timed for wall time, CPU (user + system, children included)
 and peak RSS, as an operator would see it. The per-step times of each run are read from the
 Dagster instance. Results go to ``benchmarks/results/nightly.json`` (``--out``: elsewhere, e.g.
-another scale's run).
+another scale's run), the runs it held before kept under ``earlier_runs``.
 
 There is no bare-SQL floor here: what a night saves is work not done, which the same SQL run bare
 would do all of again; the floor of the full build's SQL is ``bench_staging.py``'s subject.
@@ -170,6 +170,9 @@ def main() -> int:
     }
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():  # the runs before stay, newest first
+        before = json.loads(out.read_text(encoding="utf-8"))
+        result["earlier_runs"] = [before, *before.pop("earlier_runs", [])]
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     ratio = result["night_over_full"]
     _say(f"night / full build: wall {ratio['wall_s']:.1%}, CPU {ratio['cpu_s']:.1%}, "

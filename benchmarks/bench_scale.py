@@ -446,10 +446,15 @@ def print_table(result: dict) -> None:
 
 
 def merge_results(path: Path, results: dict[str, dict]) -> None:
-    """Write ``results`` (by persons) into ``path``, keeping the other scales it holds."""
+    """Write ``results`` (by persons) into ``path``, keeping the other scales it holds; a scale
+    measured again keeps its earlier runs, newest first, under ``earlier_runs``."""
     existing = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
-    scales = {**existing.get("scales", {}), **results}
+    scales = dict(existing.get("scales", {}))
+    for persons, result in results.items():
+        before = dict(scales.get(persons) or {})
+        earlier = before.pop("earlier_runs", [])
+        scales[persons] = {**result, "earlier_runs": [before, *earlier] if before else earlier}
     merged = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "mem_gb": round(memory_gb, 1),
@@ -485,7 +490,6 @@ def main() -> int:
 
     scales = [args.customers] if args.customers else [int(s) for s in args.scales.split(",")]
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / "crm-bench-scale"
-    results = {}
     try:
         for persons in scales:
             try:
@@ -494,8 +498,7 @@ def main() -> int:
                 if not args.keep:
                     shutil.rmtree(work / str(persons), ignore_errors=True)
             print_table(result)
-            results[str(persons)] = result
-            merge_results(args.results, results)
+            merge_results(args.results, {str(persons): result})  # each scale once
             _say(f"-> {args.results}")
     finally:
         if not args.keep:
