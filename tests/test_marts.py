@@ -69,3 +69,35 @@ def test_segment_overlap_counts_segments_past_the_combination_bits(warehouse):
     assert overlap[(names[10], names[19])] == (1, 1, 1, 1.0)
     # ordered pairs: 1 gives 2, 2 gives 2, 3 gives 6 of which 2 are 1's, 4 gives 10 * 9
     assert len(overlap) == 2 + 2 + 4 + 90
+
+
+def test_segment_profiles_describe_the_current_members_of_each_segment(warehouse):
+    """Averages over the members with a value; the top city by members, ties by name."""
+    warehouse.execute("""CREATE TABLE core.customer_features AS SELECT * FROM (VALUES
+        (1, 'female', 30, 'Moscow', 100.00, 2, true, false),
+        (2, 'male', 40, 'Kazan', 50.00, 1, false, true),
+        (3, NULL, NULL, 'Kazan', 0.00, 0, true, false),
+        (4, 'female', 20, 'Moscow', 30.00, 3, false, false),
+        (5, 'male', 60, 'Sochi', 900.00, 9, true, true),
+        (7, 'female', 25, NULL, 10.00, 1, true, true),
+        (8, 'male', 50, 'Omsk', 20.00, 2, false, false))
+        t(customer_id, gender, age, city, revenue_365d, orders_365d, is_email_reachable,
+          is_sms_reachable)""")
+    _members(warehouse, [
+        ("a", 1, None), ("a", 2, None), ("a", 3, None), ("a", 4, None),
+        ("a", 5, date(2026, 6, 5)),                        # 5 left: not counted
+        ("b", 6, None),                                    # 6 has no features row
+        ("b", 7, None),                                    # 7 has no city
+        ("b", 8, None),
+    ])
+    d = load_catalog(PROJECT / "sql", external_tables()).by_table()["marts.segment_profiles"]
+    materialize_model(warehouse, d, run_id="test")
+    rows = warehouse.execute("SELECT * FROM marts.segment_profiles ORDER BY segment").fetchall()
+    # a: female 1 and 4, male 2, 3 unknown: 2 of 3; ages 30, 40, 20; Moscow 2 and Kazan 2, the
+    # tie to Kazan; revenue (100 + 50 + 0 + 30) / 4; orders 6 / 4; e-mail 1 and 3; SMS 2.
+    # b: 6 has no features (no gender, age, city, revenue; not reachable), 7 no city, so Omsk
+    # (one member) is the top city, not the two without one; female 7, male 8; ages 25, 50.
+    assert rows == [
+        ("a", 4, 0.6667, 30.0, "Kazan", 45.0, 1.5, 0.5, 0.25),
+        ("b", 3, 0.5, 37.5, "Omsk", 15.0, 1.5, 0.3333, 0.3333),
+    ]
