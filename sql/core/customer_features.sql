@@ -65,37 +65,45 @@ order_stats as (
 ),
 
 category_totals as (
-    select
-        customer_id,
-        category,
-        sum(quantity) as quantity_sum,
-        -- ties broken by name, so the same data always gives the same favourite
-        row_number() over (
-            partition by customer_id order by sum(quantity) desc, category
-        ) as category_rank
+    select customer_id, category, sum(quantity) as quantity_sum
     from items
     group by customer_id, category
 ),
 
+-- A person's favourite category is the one with the largest total, ties broken by name (the
+-- same data always gives the same favourite; a null total or name comes last, as in an ORDER BY).
 category_stats as (
     select
-        customer_id,
-        max(category) filter (where category_rank = 1) as favourite_category,
-        sum(quantity_sum) filter (where category = 'croissant') as croissants_bought
-    from category_totals
-    group by customer_id
+        t.customer_id,
+        min(t.category) filter (where t.quantity_sum is not distinct from m.top_quantity)
+            as favourite_category,
+        sum(t.quantity_sum) filter (where t.category = 'croissant') as croissants_bought
+    from category_totals as t
+    inner join (
+        select customer_id, max(quantity_sum) as top_quantity
+        from category_totals
+        group by customer_id
+    ) as m on m.customer_id = t.customer_id
+    group by t.customer_id
 ),
 
 channel_totals as (
-    select
-        customer_id,
-        channel,
-        row_number() over (
-            partition by customer_id order by count(*) desc, channel
-        ) as channel_rank
+    select customer_id, channel, count(*) as orders
     from orders
     where channel is not null
     group by customer_id, channel
+),
+
+-- the channel of the most orders, ties broken by name
+channel_stats as (
+    select t.customer_id, min(t.channel) as preferred_channel
+    from channel_totals as t
+    inner join (
+        select customer_id, max(orders) as top_orders
+        from channel_totals
+        group by customer_id
+    ) as m on m.customer_id = t.customer_id and t.orders = m.top_orders
+    group by t.customer_id
 ),
 
 features as (
@@ -118,7 +126,7 @@ features as (
         coalesce(o.revenue_365d, 0) as revenue_365d,
         coalesce(o.revenue_total, 0) as revenue_total,
         o.revenue_total / nullif(o.orders_total, 0) as avg_order_value,
-        ch.channel as preferred_channel,
+        ch.preferred_channel,
         cs.favourite_category,
         coalesce(cs.croissants_bought, 0) as croissants_bought,
         case
@@ -137,7 +145,7 @@ features as (
     from customers as c
     left join order_stats as o on o.customer_id = c.customer_id
     left join category_stats as cs on cs.customer_id = c.customer_id
-    left join channel_totals as ch on ch.customer_id = c.customer_id and ch.channel_rank = 1
+    left join channel_stats as ch on ch.customer_id = c.customer_id
     left join unsubscribes as ue on ue.customer_id = c.customer_id and ue.channel = 'email'
     left join unsubscribes as us on us.customer_id = c.customer_id and us.channel = 'sms'
     left join unsubscribes as up on up.customer_id = c.customer_id and up.channel = 'push'
@@ -165,20 +173,33 @@ value_scores as (
     ) as counts
 ),
 
+-- monetary takes more values, but far fewer than there are buyers: ranked by value the same way
+monetary_scores as (
+    select
+        revenue_365d,
+        least(5, 1 + floor(5 * coalesce(
+            cast(sum(buyers) over (order by revenue_365d
+                                   rows between unbounded preceding and 1 preceding) as double)
+            / nullif(sum(buyers) over () - 1, 0), 0))) as score
+    from (
+        select revenue_365d, count(*) as buyers
+        from features where orders_365d > 0 group by revenue_365d
+    ) as counts
+),
+
 scored as (
     select
         f.*,
         coalesce(r.score, 0) as rfm_recency,
         coalesce(q.score, 0) as rfm_frequency,
-        case when f.orders_365d > 0
-            then least(5, 1 + floor(5 * percent_rank() over (
-                partition by f.orders_365d > 0 order by f.revenue_365d)))
-            else 0 end as rfm_monetary
+        coalesce(m.score, 0) as rfm_monetary
     from features as f
     left join value_scores as r
         on r.measure = 'recency' and r.value = -f.recency_days and f.orders_365d > 0
     left join value_scores as q
         on q.measure = 'frequency' and q.value = f.orders_365d and f.orders_365d > 0
+    left join monetary_scores as m
+        on m.revenue_365d = f.revenue_365d and f.orders_365d > 0
 )
 
 select
