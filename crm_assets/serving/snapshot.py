@@ -302,12 +302,19 @@ def _write_order(con: duckdb.DuckDBPyConnection, rows: int) -> Iterator[None]:
     if rows < UNORDERED_ROWS:
         yield
         return
-    kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
-    con.execute("SET preserve_insertion_order = false")
+    with _setting(con, "preserve_insertion_order", "false"):
+        yield
+
+
+@contextmanager
+def _setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[None]:
+    """DuckDB's setting ``name`` at ``value`` for the block, then back at the value it had."""
+    kept = con.execute(f"SELECT current_setting({literal(name)})").fetchone()[0]
+    con.execute(f"SET {name} = {value}")
     try:
         yield
     finally:
-        con.execute(f"SET preserve_insertion_order = {str(bool(kept)).lower()}")
+        con.execute(f"SET {name} = {literal(str(kept))}")
 
 
 def _write_parts(con: duckdb.DuckDBPyConnection, table: _Table, folder: Path,
@@ -323,16 +330,11 @@ def _write_parts(con: duckdb.DuckDBPyConnection, table: _Table, folder: Path,
         tmp = folder / f".{uuid.uuid4().hex}.tmp"
         tmp.mkdir(parents=True)
         keys = ", ".join(literal(key) for key in missing)
-        kept = con.execute("SELECT current_setting('partitioned_write_flush_threshold')"
-                           ).fetchone()[0]
-        con.execute(f"SET partitioned_write_flush_threshold = {PARTITION_FLUSH_ROWS}")
-        try:
+        with _setting(con, "partitioned_write_flush_threshold", str(PARTITION_FLUSH_ROWS)):
             con.execute(
                 f"COPY (SELECT {table.written_columns}, {part} AS _part FROM {relation} "
                 f"WHERE {part} IN ({keys})) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION "
                 f"{PARQUET_COMPRESSION}, PARTITION_BY (_part), OVERWRITE_OR_IGNORE true)")
-        finally:
-            con.execute(f"SET partitioned_write_flush_threshold = {int(kept)}")
         for key in missing:
             wanted[key].parent.mkdir(parents=True, exist_ok=True)
             found = sorted((tmp / f"_part={key}").glob("*.parquet"))
