@@ -146,11 +146,19 @@ def _window_query(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime
         f"SELECT customer_id FROM {table} WHERE {identifier(column)} >= $start "
         f"AND {identifier(column)} < $end" for table, column in sources),
         {"start": start, "end": end})
-    query, temps = d.body, ["_crm_window_people"]
-    for i, table in enumerate(person_tables):
-        temp = f"_crm_window_{i}"
+    query, temps = _people_only(con, d.body, person_tables, "_crm_window_people", "_crm_window")
+    return query, ["_crm_window_people", *temps]
+
+
+def _people_only(con: duckdb.DuckDBPyConnection, query: str, tables: list[str], people: str,
+                 prefix: str) -> tuple[str, list[str]]:
+    """``query`` reading, from each of ``tables``, only the rows of the people (``customer_id``)
+    in the table ``people``, copied to temporary tables named from ``prefix``; and their names."""
+    temps = []
+    for i, table in enumerate(tables):
+        temp = f"{prefix}_{i}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS " + rows_by_rowid(
-            table, f"SELECT t.rowid FROM {table} t SEMI JOIN _crm_window_people p "
+            table, f"SELECT t.rowid FROM {table} t SEMI JOIN {people} p "
                    "ON p.customer_id = t.customer_id"))
         query = read_instead(con, query, table, temp)
         temps.append(temp)
@@ -247,11 +255,7 @@ def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
         parts += [f"SELECT {column} FROM {table} WHERE _batch > {watermark(con, d.table, table)}"
                   for table, column in MOVED_IDS.items()]
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_people AS {' UNION '.join(parts)}")
-        for i, dep in enumerate(seen):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_dep_{i} AS " + rows_by_rowid(
-                dep, f"SELECT d.rowid FROM {dep} d SEMI JOIN _crm_people p "
-                     "ON p.customer_id = d.customer_id"))
-            query = read_instead(con, query, dep, f"_crm_dep_{i}")
+        query, _ = _people_only(con, query, list(seen), "_crm_people", "_crm_dep")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_new AS {select} FROM (\n{query}\n) src "
                     "WHERE src.occurred_at < ?", [start])
         old = (f"SELECT * FROM {d.table} WHERE occurred_at < ? "
