@@ -152,6 +152,35 @@ def test_chain_email_then_phone_is_one_person(con):
     assert rules == {"A": "email+name", "B": "email+name", "C": "phone+name_typo"}
 
 
+def test_one_edit_of_any_kind_links_a_shared_phone_and_two_edits_do_not(con):
+    """A typo is one inserted, dropped, changed or swapped letter, also one that moves the name
+    to the other side of the sorted key; two changed letters are another person."""
+    insert(
+        con,
+        ",".join(
+            [
+                # a letter dropped from the first name: the keys differ in length
+                record("P1", "Анна", "Петрова", "анна петрова", phone="+79160000011"),
+                record("P2", "Ана", "Петрова", "ана петрова", phone="+79160000011"),
+                # a changed first letter sorts the first name after the surname in the key
+                record("Q1", "Ольга", "Смирнова", "ольга смирнова", phone="+79160000012"),
+                record("Q2", "Тльга", "Смирнова", "смирнова тльга", phone="+79160000012"),
+                # two letters changed: a different name on the same phone
+                record("R1", "Елена", "Козлова", "елена козлова", phone="+79160000013"),
+                record("R2", "Алена", "Козлава", "алена козлава", phone="+79160000013"),
+            ]
+        ),
+    )
+    resolve_identity(con, now=RUN_1)
+    assert groups(con) == {frozenset({"P1", "P2"}), frozenset({"Q1", "Q2"}), frozenset({"R1"}),
+                           frozenset({"R2"})}
+    rules = dict(
+        con.execute("select source_customer_id, match_rule from core.customer_identity").fetchall()
+    )
+    assert rules == {"P1": "phone+name_typo", "P2": "phone+name_typo", "Q1": "phone+name_typo",
+                     "Q2": "phone+name_typo", "R1": "no_match", "R2": "no_match"}
+
+
 def test_household_phone_keeps_two_people(con):
     insert(
         con,

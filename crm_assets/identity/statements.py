@@ -74,23 +74,27 @@ select kind, value
 from holders
 semi join _identity_values using (kind, value)
 group by kind, value
-having count(distinct name_key) <= {MAX_NAMES_PER_CONTACT} and count(*) <= {MAX_RECORDS_PER_CONTACT}
+having count(*) between 2 and {MAX_RECORDS_PER_CONTACT}
+    and count(distinct name_key) <= {MAX_NAMES_PER_CONTACT}
 """
 
 CONFIRMED_SQL = """
 create or replace temp table _identity_confirmed as
-with candidates as (
-    select a.source_customer_id as a, b.source_customer_id as b, 'email' as via
-    from _identity_records as a
-    inner join _identity_records as b
-        on a.email_key = b.email_key and a.source_customer_id < b.source_customer_id
-    where a.email_key in (select value from _identity_usable where kind = 'email')
+with holders as (
+    select source_customer_id, 'email' as kind, email_key as value
+    from _identity_records
+    where email_key in (select value from _identity_usable where kind = 'email')
     union all
-    select a.source_customer_id, b.source_customer_id, 'phone'
-    from _identity_records as a
-    inner join _identity_records as b
-        on a.phone = b.phone and a.source_customer_id < b.source_customer_id
-    where a.phone in (select value from _identity_usable where kind = 'phone')
+    select source_customer_id, 'phone', phone
+    from _identity_records
+    where phone in (select value from _identity_usable where kind = 'phone')
+),
+
+candidates as (
+    select a.source_customer_id as a, b.source_customer_id as b, a.kind as via
+    from holders as a
+    inner join holders as b
+        on a.kind = b.kind and a.value = b.value and a.source_customer_id < b.source_customer_id
 ),
 
 evidence as (
@@ -99,11 +103,10 @@ evidence as (
         c.b,
         c.via,
         ra.full_name_key is not null and ra.full_name_key = rb.full_name_key as same_name,
-        ra.full_name_key is not null and rb.full_name_key is not null
-        and least(
-            damerau_levenshtein(ra.name_fold, rb.name_fold),
-            damerau_levenshtein(ra.name_fold, rb.name_fold_reversed)
-        ) <= 1 as name_typo,
+        ra.full_name_key is not null and rb.full_name_key is not null as both_full_names,
+        ra.name_fold as fold_a,
+        rb.name_fold as fold_b,
+        rb.name_fold_reversed as fold_b_reversed,
         ra.birth_date = rb.birth_date as same_birth_date,
         coalesce(ra.birth_date <> rb.birth_date, false) as birth_date_conflict,
         coalesce(ra.gender <> rb.gender, false) as gender_conflict,
@@ -118,10 +121,17 @@ rules as (
     select
         a,
         b,
+        -- the edit distance only where the rules before it did not decide (most pairs of one
+        -- person have the same name), and not when the lengths alone rule a typo out (DuckDB
+        -- counts edits in bytes, so a distance is at least the difference of byte lengths)
         case
             when birth_date_conflict then null
             when same_name then via || '+name'
-            when name_typo and not gender_conflict then via || '+name_typo'
+            when both_full_names and not gender_conflict
+                and abs(strlen(fold_a) - strlen(fold_b)) <= 1
+                and (damerau_levenshtein(fold_a, fold_b) <= 1
+                     or damerau_levenshtein(fold_a, fold_b_reversed) <= 1)
+                then via || '+name_typo'
             when same_birth_date and not gender_conflict and names_overlap
                 then via || '+birth_date'
         end as rule
