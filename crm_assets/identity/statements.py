@@ -39,17 +39,13 @@ RULE_PRIORITY = (
 NO_MATCH = "no_match"
 """``match_rule`` of a record no confirmed evidence links to another record."""
 
-RECORDS_SQL = f"""
+RECORDS_SQL = """
 create or replace temp table _identity_records as
 select
     source_customer_id,
     case when len(string_split(name_key, ' ')) >= 2 then name_key end as full_name_key,
     name_key,
     string_split(name_key, ' ') as name_tokens,
-    translate(name_key, '{_CYRILLIC}', '{_ONE_BYTE}') as name_fold,
-    array_to_string(
-        list_reverse(string_split(translate(name_key, '{_CYRILLIC}', '{_ONE_BYTE}'), ' ')), ' '
-    ) as name_fold_reversed,
     email_key,
     phone,
     gender,
@@ -57,6 +53,18 @@ select
 from staging.customers
 semi join _identity_hood using (source_customer_id)
 """
+
+
+def _folded(name: str) -> str:
+    """``name`` with one byte per Cyrillic letter: DuckDB counts edits in UTF-8 bytes, so a
+    Cyrillic typo would otherwise cost 2-4."""
+    return f"translate({name}, '{_CYRILLIC}', '{_ONE_BYTE}')"
+
+
+def _reversed(name: str) -> str:
+    """``name``'s tokens in the opposite order."""
+    return f"array_to_string(list_reverse(string_split({name}, ' ')), ' ')"
+
 
 USABLE_SQL = f"""
 create or replace temp table _identity_usable as
@@ -68,17 +76,25 @@ with holders as (
     select 'phone', phone, name_key
     from _identity_records
     where phone is not null
+),
+
+shared as (
+    select kind, value
+    from holders
+    semi join _identity_values using (kind, value)
+    group by kind, value
+    having count(*) between 2 and {MAX_RECORDS_PER_CONTACT}
 )
 
+-- names counted only for the values on two records or more (a value on one record pairs nobody)
 select kind, value
 from holders
-semi join _identity_values using (kind, value)
+semi join shared using (kind, value)
 group by kind, value
-having count(*) between 2 and {MAX_RECORDS_PER_CONTACT}
-    and count(distinct name_key) <= {MAX_NAMES_PER_CONTACT}
+having count(distinct name_key) <= {MAX_NAMES_PER_CONTACT}
 """
 
-CONFIRMED_SQL = """
+CONFIRMED_SQL = f"""
 create or replace temp table _identity_confirmed as
 with holders as (
     select source_customer_id, 'email' as kind, email_key as value
@@ -103,10 +119,8 @@ evidence as (
         c.b,
         c.via,
         ra.full_name_key is not null and ra.full_name_key = rb.full_name_key as same_name,
-        ra.full_name_key is not null and rb.full_name_key is not null as both_full_names,
-        ra.name_fold as fold_a,
-        rb.name_fold as fold_b,
-        rb.name_fold_reversed as fold_b_reversed,
+        ra.full_name_key as full_name_a,
+        rb.full_name_key as full_name_b,
         ra.birth_date = rb.birth_date as same_birth_date,
         coalesce(ra.birth_date <> rb.birth_date, false) as birth_date_conflict,
         coalesce(ra.gender <> rb.gender, false) as gender_conflict,
@@ -122,15 +136,16 @@ rules as (
         a,
         b,
         -- the edit distance only where the rules before it did not decide (most pairs of one
-        -- person have the same name), and not when the lengths alone rule a typo out (DuckDB
-        -- counts edits in bytes, so a distance is at least the difference of byte lengths)
+        -- person have the same name), and not when the lengths alone rule a typo out (one
+        -- edit, of a letter or of a byte, changes a name's length by one letter at most)
         case
             when birth_date_conflict then null
             when same_name then via || '+name'
-            when both_full_names and not gender_conflict
-                and abs(strlen(fold_a) - strlen(fold_b)) <= 1
-                and (damerau_levenshtein(fold_a, fold_b) <= 1
-                     or damerau_levenshtein(fold_a, fold_b_reversed) <= 1)
+            when full_name_a is not null and full_name_b is not null and not gender_conflict
+                and abs(length(full_name_a) - length(full_name_b)) <= 1
+                and (damerau_levenshtein({_folded("full_name_a")}, {_folded("full_name_b")}) <= 1
+                     or damerau_levenshtein({_folded("full_name_a")},
+                                            {_reversed(_folded("full_name_b"))}) <= 1)
                 then via || '+name_typo'
             when same_birth_date and not gender_conflict and names_overlap
                 then via || '+birth_date'
