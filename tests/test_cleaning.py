@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib
 import random
 from collections.abc import Iterator
 from decimal import Decimal
@@ -210,6 +211,32 @@ def test_a_batch_of_more_values_than_the_cache_holds_parses_each_once(validated,
     assert got.column("issue").to_pylist()[19] is not None  # "bad@", on its own row
     assert got.to_pylist()[:20] == [{"email": r.email, "email_key": r.key, "issue": r.issue}
                                     for r in map(clean_email, distinct)]
+
+
+def test_a_batch_checks_each_domain_once_with_the_same_answers() -> None:
+    """``contact_checks`` checks a batch's e-mails with each valid domain checked by the library
+    once: the answers, messages included, are those of plain calls (an invalid domain, asked
+    twice, fails twice with the same message); the library is itself again after the batch."""
+    from crm_assets.warehouse.contacts import domains_checked_once
+
+    library = importlib.import_module("email_validator.validate_email")
+
+    values = pa.array([
+        "anna@mail.ru", "boris@mail.ru", "Clara@Mail.RU", "dmitry@gmail.com", "egor@пример.рф",
+        "fedor@xn--e1afmkfd.xn--p1ai", "gleb@-mail.ru", "ivan@-mail.ru", "kira@mail..ru",
+        "lev@mail ru", "maria@[127.0.0.1]", "nina@localhost", "oleg@com", "pavel@mail.ru.",
+        "roman atmail.ru", "no-reply@mail.ru", "sofia@bk.ru", None, "  ",
+    ])
+    plain = cleaning.clean_emails(values)
+    remembered = []
+    with domains_checked_once():
+        got = cleaning.clean_emails(values)
+        remembered.append(library.validate_email_domain_name.cache_info())
+    assert got.equals(plain)
+    assert plain.column("issue").to_pylist()[6] == plain.column("issue").to_pylist()[7]
+    assert plain.column("issue").to_pylist()[6].startswith("invalid email:")
+    assert remembered[0].hits > 0  # mail.ru, asked for by several addresses, checked once
+    assert not hasattr(library.validate_email_domain_name, "cache_info")
 
 
 # --- phone ----------------------------------------------------------------------------------

@@ -12,8 +12,12 @@ pure Python, so threads would share one core). The answers are those of the ``cr
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 
@@ -29,6 +33,9 @@ from crm_assets.warehouse.tables import EMAIL_ADDRESSES, LOADED_FILES, PHONE_NUM
 
 PARALLEL_FROM = 50_000
 """Fewer new values than this are checked in this process: starting workers would cost more."""
+
+DOMAINS_REMEMBERED = 1 << 16
+"""Valid e-mail domains whose check a batch remembers (1M persons' addresses: ~10k domains)."""
 
 _CHECKS = ((EMAIL_ADDRESSES, "email", clean_emails), (PHONE_NUMBERS, "phone", clean_phones))
 _SOURCE = "customers"
@@ -92,12 +99,44 @@ def check_contacts(con: duckdb.DuckDBPyConnection, run_id: str, *, full_refresh:
 def _check(values: pa.Array, clean, workers: int | None) -> pa.Table:
     """``raw_value`` and ``clean(values)``, over several processes when there are many."""
     workers = workers or os.cpu_count() or 1
+    batch = functools.partial(_checked, clean)
     if len(values) < PARALLEL_FROM or workers < 2:
-        parts = [clean(values)]
+        parts = [batch(values)]
     else:
         size = -(-len(values) // (workers * 4))
         chunks = [values.slice(i, size) for i in range(0, len(values), size)]
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            parts = list(pool.map(clean, chunks))
-    table = pa.concat_tables(parts) if parts else clean(values)
+            parts = list(pool.map(batch, chunks))
+    table = pa.concat_tables(parts) if parts else batch(values)
     return table.add_column(0, "raw_value", values)
+
+
+def _checked(clean, values: pa.Array) -> pa.Table:
+    """``clean(values)`` with each e-mail domain checked once (:func:`domains_checked_once`)."""
+    with domains_checked_once():
+        return clean(values)
+
+
+@contextmanager
+def domains_checked_once() -> Iterator[None]:
+    """Within the block, ``email-validator`` checks each valid domain once, not once per address.
+
+    The library checks every character of an address's domain against IDNA's tables for each
+    address: over half of its time on a CRM's addresses, which are at a few thousand domains
+    (mail.ru, gmail.com and their typos). That check is a pure function of the domain and two
+    flags, and the library calls it by its name in the module of ``validate_email``; for the
+    block that name holds the same function remembering its answers (an invalid domain raises,
+    which is not remembered: it is checked each time, with the same message). The answers are
+    the library's (a test compares them); what changes is the time. It lives here, not among
+    the cleaning rules (:mod:`crm_assets.functions`), whose code versions the answers.
+    """
+    module = importlib.import_module("email_validator.validate_email")
+    check = getattr(module, "validate_email_domain_name", None)
+    if check is None:  # a library release that checks domains otherwise: plain calls
+        yield
+        return
+    module.validate_email_domain_name = functools.lru_cache(maxsize=DOMAINS_REMEMBERED)(check)
+    try:
+        yield
+    finally:
+        module.validate_email_domain_name = check
