@@ -153,6 +153,45 @@ def test_a_publish_after_a_night_rewrites_the_months_the_night_touched(warehouse
     assert done.stdout.strip() == "3,1,2"  # January 3 (one late), February 1, March 2
 
 
+@pytest.mark.parametrize(("zone", "column_type", "searched"), [
+    ("Europe/Moscow", "TIMESTAMPTZ", True),
+    ("Europe/Berlin", "TIMESTAMPTZ", True),  # summer time: midnight is another UTC hour
+    ("Asia/Kathmandu", "TIMESTAMPTZ", True),  # +05:45
+    # on 1 November 2009 at 00:01 the clocks of St. John's went back to 23:01 on 31 October:
+    # for an hour, later instants are in an earlier month, which start instants cannot tell
+    ("America/St_Johns", "TIMESTAMPTZ", False),
+    ("America/St_Johns", "TIMESTAMP", True),  # a clock-free column: the calendar's month
+    ("America/St_Johns", "DATE", True),
+])
+def test_a_tables_months_are_told_by_their_start_instants_exactly_as_strftime_tells_them(
+        zone, column_type, searched):
+    """The month a row's file is named by is ``strftime`` of its month column in the business
+    time zone; a publish computes it by comparing with the months' first instants, which must
+    give the same month for every instant, or fall back to ``strftime`` where it cannot."""
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{zone}'")
+    # every 7 minutes within a day of each month start from June 2009 to March 2010, and a NULL
+    con.execute(f"""CREATE TABLE main.sales AS
+        SELECT CAST(start + to_minutes(step * 7) AS {column_type}) AS ordered_at
+        FROM (SELECT CAST(m AS TIMESTAMPTZ) AS start FROM range(TIMESTAMP '2009-06-01',
+                                                                 TIMESTAMP '2010-04-01',
+                                                                 INTERVAL 1 MONTH) t(m)),
+             range(-206, 206) s(step)
+        UNION ALL SELECT NULL""")
+    table = snapshot._Table("main", "sales", [("ordered_at", con.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE table_name = 'sales'").fetchone()[0])])
+    for months in (None, {"2009-10", "2010-01"}, {"2009-11"}):
+        month = snapshot._month_of(con, table, months)
+        if months != {"2009-11"}:  # (from November's start on, St. John's clock only goes on)
+            assert (month != table.part) == searched
+        (differ,) = con.execute(f"SELECT count(*) FROM main.sales WHERE {month} IS DISTINCT FROM "
+                                "strftime(ordered_at, '%Y-%m')").fetchone()
+        assert differ == 0
+    (months_seen,) = con.execute(f"SELECT count(DISTINCT {snapshot._month_of(con, table)}) "
+                                 "FROM main.sales").fetchone()
+    assert months_seen == 11  # May 2009 (the day before June's start) to March 2010
+
+
 def test_bi_readers_never_block_the_pipeline(warehouse, tmp_path):
     serving = tmp_path / "serving"
     with connect(warehouse) as con:

@@ -275,7 +275,7 @@ def _publish_table(con: duckdb.DuckDBPyConnection, table: _Table, data: Path,
     salt = f"{duckdb.__version__}/{PARQUET_LAYOUT}"  # row hashes may differ between versions
     shape = _digest(salt, json.dumps(table.columns))
     folder = data / table.schema / table.name
-    part, relation = table.part, table.relation
+    part, relation = _month_of(con, table, months), table.relation
     # A few months are read in one scan, by ranges of the month column that DuckDB checks first
     # (cheap, and answered from a row group's min/max where it can), so only their rows have
     # their month computed.
@@ -291,7 +291,7 @@ def _publish_table(con: duckdb.DuckDBPyConnection, table: _Table, data: Path,
     wanted = {key: folder / key / f"{_digest(shape, n, h)}.parquet" for key, n, h in parts}
     missing = [key for key, path in wanted.items() if not path.exists()]
     with _write_order(con, sum(n for key, n, _ in parts if key in missing)):
-        _write_parts(con, table, folder, wanted, missing, months)
+        _write_parts(con, table, part, folder, wanted, missing, months)
     return wanted, len(missing), sum(n for _, n, _ in parts)
 
 
@@ -317,10 +317,10 @@ def _setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[
         con.execute(f"SET {name} = {literal(str(kept))}")
 
 
-def _write_parts(con: duckdb.DuckDBPyConnection, table: _Table, folder: Path,
+def _write_parts(con: duckdb.DuckDBPyConnection, table: _Table, part: str, folder: Path,
                  wanted: dict[str, Path], missing: list[str], months: set[str] | None) -> None:
-    """The parts ``missing`` of ``table`` to their files (``wanted``)."""
-    part, relation = table.part, table.relation
+    """The parts ``missing`` of ``table`` (split by ``part``) to their files (``wanted``)."""
+    relation = table.relation
     if len(missing) == 1 or months:  # one part, or a few months: each straight to its file
         for key in missing:
             where = ("" if part == "'all'" or key == "all"  # (an empty table's one part)
@@ -377,19 +377,16 @@ class _Table:
         month = month_column([c for c, _ in self.columns])
         return f"strftime({identifier(month)}, '%Y-%m')" if month else "'all'"
 
+    @property
+    def month_type(self) -> str:
+        return dict(self.columns)[month_column([c for c, _ in self.columns])]
+
     def month_range(self, month: str) -> str:
         """``month`` (``YYYY-MM``) as a range of the table's month column, in the column's type
         (a ``TIMESTAMPTZ`` bound is read in the session's time zone, as ``strftime`` is)."""
-        column = month_column([c for c, _ in self.columns])
-        type_ = dict(self.columns)[column]
-        start = datetime.strptime(month, "%Y-%m")
-        end = (start + timedelta(days=32)).replace(day=1)
-        if type_ == "DATE":
-            low, high = (f"DATE {literal(d.date().isoformat())}" for d in (start, end))
-        else:
-            low, high = (f"CAST(TIMESTAMP {literal(d.isoformat(' '))} AS {type_})"
-                         for d in (start, end))
-        return f"{identifier(column)} >= {low} AND {identifier(column)} < {high}"
+        column = identifier(month_column([c for c, _ in self.columns]))
+        low, high = (_month_start(m, self.month_type) for m in (month, _next_month(month)))
+        return f"{column} >= {low} AND {column} < {high}"
 
     @property
     def served(self) -> list[tuple[str, str]]:
@@ -417,6 +414,80 @@ def _read_back(column: str, type_: str) -> str:
     if type_ in ROUND_TRIP_TYPES or type_.startswith("DECIMAL(") or NOT_CAST.search(type_):
         return identifier(column)
     return f"CAST({identifier(column)} AS {type_}) AS {identifier(column)}"
+
+
+def _next_month(month: str) -> str:
+    start = datetime.strptime(month, "%Y-%m")
+    return (start + timedelta(days=32)).strftime("%Y-%m")
+
+
+def _month_start(month: str, type_: str) -> str:
+    """The first instant of ``month`` (``YYYY-MM``) as a constant of the column type ``type_``."""
+    if type_ == "DATE":
+        return f"DATE {literal(month + '-01')}"
+    return f"CAST(TIMESTAMP {literal(month + '-01 00:00:00')} AS {type_})"
+
+
+CALENDAR_TYPES = ("DATE", "TIMESTAMP")
+"""Month columns whose month is their calendar month, whatever the session's time zone."""
+
+CLOCK_CHECK_MINUTES = 240
+"""How far around each month start a time zone's clock is checked, in minutes, before a
+``TIMESTAMPTZ`` month is told by its start instants (any clock change of the tz database is
+shorter)."""
+
+
+def _month_of(con: duckdb.DuckDBPyConnection, table: _Table,
+              months: set[str] | None = None) -> str:
+    """:attr:`_Table.part` (``strftime`` of the month column) as a cheaper expression giving the
+    same text: comparisons with the months' first instants, nested as a binary search, over
+    the months from ``months``' first to its last (all the table's, by its ``min`` and ``max``,
+    when not given), and ``strftime`` itself for any other value (none, or a ``NULL``).
+
+    ``strftime`` of a ``TIMESTAMPTZ`` converts every row to the session's time zone, the most
+    expensive part of fingerprinting and splitting a fact table by month (a first publish of
+    15M order lines: 1.3-1.6 s against 0.6 s). A time zone whose clock goes back across the
+    start of a month (St. John's, 1 November 2009) makes the month of an instant not grow with
+    it; the start instants are checked minute by minute around each month start, and such a
+    table keeps ``strftime``.
+    """
+    part = table.part
+    if part == "'all'" or table.month_type not in (*CALENDAR_TYPES, "TIMESTAMP WITH TIME ZONE"):
+        return part
+    column = identifier(month_column([c for c, _ in table.columns]))
+    if months and None not in months:
+        first, last = min(months), max(months)
+    else:
+        first, last = con.execute(f"SELECT strftime(min({column}), '%Y-%m'), "
+                                  f"strftime(max({column}), '%Y-%m') FROM {table.relation}"
+                                  ).fetchone()
+        if first is None:
+            return part
+    spanned = [first]
+    while spanned[-1] < last:
+        spanned.append(_next_month(spanned[-1]))
+    starts = [_month_start(m, table.month_type) for m in [*spanned, _next_month(last)]]
+    if table.month_type not in CALENDAR_TYPES:
+        edges = ", ".join(f"({literal(m)}, {literal(p)}, {b})" for m, p, b in zip(
+            [*spanned[1:], _next_month(last)], spanned, starts[1:], strict=True))
+        (wrong,) = con.execute(
+            f"SELECT count(*) FROM (VALUES ({literal(first)}, NULL, {starts[0]}), {edges}) "
+            f"AS e(month, before, start), range(-{CLOCK_CHECK_MINUTES}, {CLOCK_CHECK_MINUTES}) "
+            "AS r(minute) WHERE strftime(to_timestamp(epoch(start) + minute * 60), '%Y-%m') "
+            "IS DISTINCT FROM CASE WHEN minute >= 0 THEN month ELSE coalesce(before, "
+            "strftime(to_timestamp(epoch(start) + minute * 60), '%Y-%m')) END").fetchone()
+        if wrong:
+            return part
+
+    def search(low: int, high: int) -> str:  # the month of spanned[low:high] a value is in
+        if high - low == 1:
+            return literal(spanned[low])
+        middle = (low + high) // 2
+        return (f"CASE WHEN {column} < {starts[middle]} THEN {search(low, middle)} "
+                f"ELSE {search(middle, high)} END")
+
+    return (f"CASE WHEN {column} >= {starts[0]} AND {column} < {starts[-1]} "
+            f"THEN {search(0, len(spanned))} ELSE {part} END")
 
 
 def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None = None,
