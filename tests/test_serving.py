@@ -192,6 +192,17 @@ def test_a_tables_months_are_told_by_their_start_instants_exactly_as_strftime_te
     assert months_seen == 11  # May 2009 (the day before June's start) to March 2010
 
 
+def test_a_table_spanning_centuries_keeps_strftime_for_its_months():
+    """A placeholder year far from the rest would make the search hold thousands of months."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE main.sales AS SELECT * FROM (VALUES (DATE '1900-01-01'), "
+                "(DATE '2026-06-30')) t(event_date)")
+    table = snapshot._Table("main", "sales", [("event_date", "DATE")])
+    assert snapshot._month_of(con, table) == table.part
+    con.execute("DELETE FROM main.sales WHERE event_date < DATE '2000-01-01'")
+    assert snapshot._month_of(con, table) != table.part
+
+
 def test_bi_readers_never_block_the_pipeline(warehouse, tmp_path):
     serving = tmp_path / "serving"
     with connect(warehouse) as con:

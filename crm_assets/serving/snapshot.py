@@ -431,6 +431,10 @@ def _month_start(month: str, type_: str) -> str:
 CALENDAR_TYPES = ("DATE", "TIMESTAMP")
 """Month columns whose month is their calendar month, whatever the session's time zone."""
 
+SEARCHED_MONTHS = 1200
+"""At most this many months (a century) are told apart by comparisons; a table spanning more (a
+placeholder year somewhere) keeps ``strftime``."""
+
 CLOCK_CHECK_MINUTES = 240
 """How far around each month start a time zone's clock is checked, in minutes, before a
 ``TIMESTAMPTZ`` month is told by its start instants (any clock change of the tz database is
@@ -464,8 +468,10 @@ def _month_of(con: duckdb.DuckDBPyConnection, table: _Table,
         if first is None:
             return part
     spanned = [first]
-    while spanned[-1] < last:
+    while spanned[-1] < last and len(spanned) <= SEARCHED_MONTHS:
         spanned.append(_next_month(spanned[-1]))
+    if len(spanned) > SEARCHED_MONTHS:
+        return part
     starts = [_month_start(m, table.month_type) for m in [*spanned, _next_month(last)]]
     if table.month_type not in CALENDAR_TYPES:
         edges = ", ".join(f"({literal(m)}, {literal(p)}, {b})" for m, p, b in zip(
