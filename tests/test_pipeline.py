@@ -131,6 +131,26 @@ def test_second_build_changes_nothing(built, tmp_path):
     assert before["raw.customers"] == 5 and before["meta.loaded_files"] == 5
 
 
+def test_a_changed_segment_computed_again_the_same_day_keeps_the_days_net_change(built,
+                                                                                  tmp_path):
+    """A segment changed on disk and computed again as of the day it was computed: someone who
+    entered that day and no longer qualifies never was a member (no row of theirs is left
+    open), and the day's figures are its net change, not the difference between the two runs."""
+    project = built.copy(tmp_path)
+    path = project.sql_dir / "segments" / "croissant_buyers.sql"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "group by customer_id", "group by customer_id\nhaving count(distinct order_id) >= 2"),
+        encoding="utf-8")
+    assert project.build(as_of=D("2025-03-12")).success
+    # person 1 bought croissants twice, person 2 once (both entered on the 12th before)
+    assert project.query("SELECT customer_id, valid_from, valid_to "
+                         "FROM marts.segment_membership_history "
+                         "WHERE segment = 'croissant_buyers' ORDER BY 1") == [
+        (1, D("2025-03-12"), None)]
+    assert project.query("SELECT members, entered, exited FROM meta.segment_runs "
+                         "WHERE segment = 'croissant_buyers'") == [(1, 1, 0)]
+
+
 def test_segment_history_moves_forward_with_the_as_of_date(project):
     assert project.build(as_of=D("2025-03-09")).success
     assert project.scalar("SELECT count(*) FROM segments.croissant_buyers") == 0
