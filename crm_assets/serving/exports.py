@@ -47,14 +47,17 @@ def write_trigger_exports(con: duckdb.DuckDBPyConnection, event: str, folder: Pa
                           days: list[date], up_to_batch: int | None = None) -> dict[date, int]:
     """Write ``<folder>/<day>.csv`` for each of ``days``; the people written per day.
 
-    The audience of every day is computed by one query; then one small ``COPY`` per day from it
-    (a query per day cost ~25 ms, 20 s for two years). A day's file is replaced whole.
+    The audience of every day is computed by one query, stored by day (so each day's ``COPY``
+    reads only its own row groups: 546 days of ``first_purchase`` at 1M persons 2.1 s -> 1.45 s);
+    then one small ``COPY`` per day from it (a query per day cost ~25 ms, 20 s for two years).
+    A day's file is replaced whole.
     ``up_to_batch`` (from :func:`days_to_export`) is recorded as what the export has taken in.
     """
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[date, int] = {}
-    con.execute("CREATE OR REPLACE TEMP TABLE _crm_export AS "
-                f"{audience_by_day_sql(con, event, days, channel='email', seed=event)}")
+    con.execute("CREATE OR REPLACE TEMP TABLE _crm_export AS SELECT * FROM ("
+                f"{audience_by_day_sql(con, event, days, channel='email', seed=event)}\n"
+                ") ORDER BY event_date, customer_id")
     for day in days:
         tmp = folder / f".{day}.csv.tmp"
         written[day] = int(con.execute(
