@@ -11,6 +11,7 @@ What a file may be and what happens to it (see ``crm_assets/ingest.py``):
 
 import csv
 import io
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 
@@ -175,6 +176,28 @@ def test_same_bytes_under_another_name_load_once(tmp_path):
         assert [(r.source_file, r.rows, r.skipped) for r in load.results] == [
             ("orders.csv", 1, False), ("orders_copy.csv", 0, True)]
         assert con.execute("SELECT count(*) FROM raw.orders").fetchone()[0] == 1
+
+
+def test_a_file_copied_again_is_read_once_more_then_never(tmp_path):
+    """The same bytes with a new modification time (copied back without it, synced again) are
+    hashed once and skipped; the run after that skips the file without reading it: bytes changed
+    behind an unchanged name, size and time are not read (what a skip by name, size and time
+    means), so the new time was remembered."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = folder / "orders.csv"
+    path.write_text(HEADER + ROW, encoding="utf-8")
+    with Warehouse(database=str(tmp_path / "w.duckdb")).connect() as con:
+        assert [r.rows for r in load_source(con, "orders", folder).results] == [1]
+        os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+        assert [r.skipped for r in load_source(con, "orders", folder).results] == [True]
+        path.write_text(HEADER + ROW.replace("O1", "O9"), encoding="utf-8")  # same size
+        os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+        assert [r.skipped for r in load_source(con, "orders", folder).results] == [True]
+        assert con.execute("SELECT order_id FROM raw.orders").fetchall() == [("O1",)]
+        # another size: read, and loaded as new bytes
+        path.write_text(HEADER + ROW.replace("O1", "O10"), encoding="utf-8")
+        assert [r.rows for r in load_source(con, "orders", folder).results] == [1]
 
 
 def test_freshness_against_a_controlled_clock(tmp_path):

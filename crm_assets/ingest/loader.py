@@ -98,6 +98,11 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
         "SELECT count(*) FROM meta.loaded_files WHERE table_name = ? AND file_sha256 = ?",
         [source.name, sha]).fetchone()[0]
     if already:
+        # The same bytes under the same name with a new modification time (a copy or a sync that
+        # did not keep it): remember it, so the next run skips the file without reading it again.
+        con.execute(f"UPDATE {LOADED_FILES.name} SET file_size = ?, file_mtime_ns = ? "
+                    "WHERE table_name = ? AND file_sha256 = ? AND source_file = ?",
+                    [stat.st_size, stat.st_mtime_ns, source.name, sha, name])
         return LoadResult(source.name, name, 0, skipped=True)
     loaded_at = loaded_at or datetime.now(UTC)
     con.execute(raw_ddl(source))
