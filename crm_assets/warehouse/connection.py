@@ -147,7 +147,9 @@ def rows_by_rowid(table: str, matching: str, columns: str = "*") -> str:
     Picking a few rows of a big table by a join reads every column of every row; finding their
     rowids reads only the join's columns, and DuckDB then fetches just those rows: 2-3x faster for
     thousands of rows out of millions. Rowids are read and used within one statement, so they
-    always point at the same rows.
+    always point at the same rows; selected as a column (``rowid AS _crm_rowid``) into a
+    temporary table, they may be used again only within the same transaction (a checkpoint after
+    it may move rows).
     """
     return f"SELECT {columns} FROM {table} WHERE rowid IN ({matching})"
 

@@ -87,8 +87,9 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
                          f"ON {same_key}"))
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_merged AS "
                     f"SELECT *, {batch}::BIGINT AS _batch FROM (\n{query}\n)")
-        keys = _keep_unchanged(con, d, same_key)
     with transaction(con):
+        if keys:  # in the transaction: the rowids it finds are those the DELETE removes
+            keys = _keep_unchanged(con, d, same_key)
         if keys:
             if month:  # the months of the rows replaced and of those replacing them
                 part = f"strftime({identifier(month)}, '%Y-%m')"
@@ -99,8 +100,9 @@ def materialize_incremental(con: duckdb.DuckDBPyConnection, d: Definition, run_i
                             WHERE EXISTS (SELECT 1 FROM _crm_keys k WHERE {same_key})
                             UNION ALL SELECT {identifier(month)} FROM _crm_merged)
                         WHERE {identifier(month)} IS NOT NULL""")
-            con.execute(f"DELETE FROM {d.table} s WHERE EXISTS (SELECT 1 FROM _crm_keys k "
-                        f"WHERE {same_key})")
+            con.execute(f"DELETE FROM {d.table} WHERE rowid IN (SELECT s._crm_rowid "
+                        f"FROM _crm_old s WHERE EXISTS (SELECT 1 FROM _crm_keys k "
+                        f"WHERE {same_key}))")
             con.execute(f"INSERT INTO {d.table} BY NAME SELECT * FROM _crm_merged")
         _remember(con, d, seen, batch, run_id, changed=keys > 0)
     for temp in ("_crm_keys", "_crm_source", "_crm_merged", "_crm_old"):
@@ -130,14 +132,14 @@ def _changed_keys(con: duckdb.DuckDBPyConnection, d: Definition, seen: dict[str,
 
 def _keep_unchanged(con: duckdb.DuckDBPyConnection, d: Definition, same_key: str) -> int:
     """Narrow ``_crm_keys`` (and ``_crm_merged``) to the keys whose rows the run changes (their
-    rows before the run are in ``_crm_old``): a key
+    rows before the run are in ``_crm_old``, with their rowids, so the table is read once): a key
     computed again to the same row keeps its batch, so what reads the table has nothing new to
     take in from it (a person's records re-resolved to the same id leave their orders be)."""
     columns = ", ".join(identifier(n) for n, _ in d.schema)
     grain = ", ".join(identifier(g) for g in d.grain)
     con.execute("CREATE OR REPLACE TEMP TABLE _crm_old AS " + rows_by_rowid(
         d.table, f"SELECT s.rowid FROM {d.table} s SEMI JOIN _crm_keys k ON {same_key}",
-        columns))
+        f"rowid AS _crm_rowid, {columns}"))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_keys AS
         SELECT DISTINCT {grain} FROM (
             (SELECT {columns} FROM _crm_merged EXCEPT ALL SELECT {columns} FROM _crm_old)

@@ -171,7 +171,7 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
             judged, written = _replace_all(con, d, raw, building)
             con.execute(f"DELETE FROM {STAGED_FILES.name} WHERE table_name = ?", [d.name])
         else:
-            written = _replace(con, d, raw, batch)
+            written = _replace(con, d, batch)
         mark_staged(con, d.name, new_files, run_id)
         for ref, last in seen.items():
             set_watermark(con, d.table, ref, last)
@@ -182,7 +182,8 @@ def materialize_staging(con: duckdb.DuckDBPyConnection, d: Definition, run_id: s
         f"AND suffix(_reject_reason, {literal(CONFLICT)})").fetchone()
     if not full:  # the accounting check then matches only these rows
         con.execute(f"CREATE TEMP TABLE {TOUCHED} AS SELECT {', '.join(LINEAGE)} FROM _crm_judged")
-    for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_contested", "_crm_same"):
+    for temp in ("_crm_dirty", "_crm_rows", "_crm_judged", "_crm_contested", "_crm_same",
+                 "_crm_before"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     rows, rejected = _counts(con, d)
     return StagingResult(rows, judged, len(new_files), written, rejected, full, batch,
@@ -264,7 +265,8 @@ def _dirty_rows(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, new_fil
 
 def _judge(con: duckdb.DuckDBPyConnection, d: Definition, raw: str) -> int:
     """``_crm_judged``: the file's query over the dirty rows, then over every other version of
-    the keys they carry (kept in this table, or rejected with that key). Rows judged."""
+    the keys they carry (kept in this table, or rejected with that key); ``_crm_rows``: the raw
+    rows of all of them. Rows judged."""
     query = read_instead(con, d.body, raw, "_crm_rows")
     rows_of = rows_by_rowid(raw, f"SELECT r.rowid FROM {raw} r SEMI JOIN {{lineage}} l "
                                  "ON r._file_sha256 = l._file_sha256 "
@@ -281,9 +283,13 @@ def _judge(con: duckdb.DuckDBPyConnection, d: Definition, raw: str) -> int:
         EXCEPT
         SELECT _file_sha256, _row_number FROM _crm_dirty""", [d.name])
     if con.execute("SELECT count(*) FROM _crm_more").fetchone()[0]:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_rows AS "
-                    f"{rows_of.format(lineage='_crm_more')}")
+        con.execute("DROP TABLE IF EXISTS _crm_rows_dirty")
+        con.execute("ALTER TABLE _crm_rows RENAME TO _crm_rows_dirty")
+        con.execute(f"CREATE TEMP TABLE _crm_rows AS {rows_of.format(lineage='_crm_more')}")
         con.execute(f"INSERT INTO _crm_judged {query}\n")
+        # _crm_rows then holds the raw row of every judged row: the rejects take theirs from it
+        con.execute("INSERT INTO _crm_rows SELECT * FROM _crm_rows_dirty")
+        con.execute("DROP TABLE _crm_rows_dirty")
     con.execute("DROP TABLE _crm_more")
     return int(con.execute("SELECT count(*) FROM _crm_judged").fetchone()[0])
 
@@ -322,23 +328,29 @@ def _replace_all(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, buildi
     return judged, int(con.execute(f"SELECT count(*) FROM {d.table}").fetchone()[0])
 
 
-def _replace(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, batch: int) -> int:
-    """The judged rows replace what the table and the rejects held for them; keys written."""
+def _replace(con: duckdb.DuckDBPyConnection, d: Definition, batch: int) -> int:
+    """The judged rows replace what the table and the rejects held for them; keys written.
+
+    Runs in the run's transaction: the rows the table held for them are found once, with their
+    rowids, and deleted by those rowids; the rejects take their raw rows from ``_crm_rows``
+    (:func:`_judge`). So the table and raw are read once each, whatever the night brought."""
     kept = ", ".join(identifier(n) for n, _ in d.published_schema if n != "_batch")
     ranked = _ranked("_crm_judged")
     # Rows judged again exactly as before keep their batch: what reads the table has nothing new
     # to take in from them (a customer's new version leaves their orders be).
     judged_before = rows_by_rowid(
         d.table, f"SELECT t.rowid FROM {d.table} t SEMI JOIN _crm_judged j ON "
-                 "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number", kept)
+                 "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number",
+        f"rowid AS _crm_rowid, {kept}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_before AS {judged_before}")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _crm_same AS
-        {judged_before}
+        SELECT {kept} FROM _crm_before
         INTERSECT
         SELECT {kept} FROM {ranked} WHERE _reject_reason IS NULL""")
-    con.execute(f"DELETE FROM {d.table} t WHERE EXISTS (SELECT 1 FROM _crm_judged j WHERE "
-                "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number) "
-                "AND NOT EXISTS (SELECT 1 FROM _crm_same j WHERE "
-                "j._file_sha256 = t._file_sha256 AND j._row_number = t._row_number)")
+    # by the rowids found above, in this transaction: the table is not read again
+    con.execute(f"DELETE FROM {d.table} WHERE rowid IN (SELECT _crm_rowid FROM _crm_before b "
+                "WHERE NOT EXISTS (SELECT 1 FROM _crm_same j WHERE "
+                "j._file_sha256 = b._file_sha256 AND j._row_number = b._row_number))")
     con.execute(f"DELETE FROM {REJECTS.name} t WHERE table_name = ? AND EXISTS (SELECT 1 "
                 "FROM _crm_judged j WHERE j._file_sha256 = t._file_sha256 AND "
                 "j._row_number = t._row_number)", [d.name])
@@ -346,13 +358,14 @@ def _replace(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, batch: int
         f"INSERT INTO {d.table} ({kept}, _batch) SELECT {kept}, {batch} FROM {ranked} j "
         "WHERE _reject_reason IS NULL AND NOT EXISTS (SELECT 1 FROM _crm_same s WHERE "
         "s._file_sha256 = j._file_sha256 AND s._row_number = j._row_number)").fetchone()[0]
-    _insert_rejects(con, d, raw, ranked)
+    _insert_rejects(con, d, "_crm_rows", ranked)
     return int(written)
 
 
 def _insert_rejects(con: duckdb.DuckDBPyConnection, d: Definition, raw: str, ranked: str
                     ) -> None:
-    """The rows of ``ranked`` with a ``_reject_reason`` into the rejects, each with its raw row.
+    """The rows of ``ranked`` with a ``_reject_reason`` into the rejects, each with its raw row
+    from ``raw`` (the raw table, or a temporary table holding at least those rows).
 
     The raw row by a join, not a correlated subquery: DuckDB then builds the hash table on the
     few rejects and turns only matched raw rows into JSON (5x faster at 8M orders).
