@@ -107,6 +107,16 @@ def step_times(env: dict[str, str]) -> dict[str, float]:
     return dict(sorted(steps.items(), key=lambda kv: -kv[1]))
 
 
+def by_layer(steps: dict[str, float]) -> dict[str, float]:
+    """Step seconds added up by layer: the schema a step writes (``staging__orders``: staging),
+    the contact checks and the freshness check apart; largest first."""
+    layers: dict[str, float] = {}
+    for key, seconds in steps.items():
+        layer = key.split("__", 1)[0] if "__" in key else key
+        layers[layer] = layers.get(layer, 0.0) + seconds
+    return {k: round(v, 2) for k, v in sorted(layers.items(), key=lambda kv: -kv[1])}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -144,6 +154,7 @@ def main() -> int:
                       "--first-day", "2025-01-01", "--last-day",
                       (LAST - timedelta(days=1)).isoformat()], env)
         full["steps"] = step_times(env)
+        full["layers"] = by_layer(full["steps"])
         _say(f"full build: {full['wall_s']} s wall, {full['cpu_s']} s CPU, "
              f"{full['peak_rss_mb']} MB")
         if args.save_base:
@@ -153,8 +164,9 @@ def main() -> int:
             shutil.copyfile(path, work / "input" / path.name)
         night = timed([crm, "nightly", "--day", LAST.isoformat()], env)
         night["steps"] = step_times(env)
+        night["layers"] = by_layer(night["steps"])
         _say(f"night: {night['wall_s']} s wall, {night['cpu_s']} s CPU, "
-             f"{night['peak_rss_mb']} MB")
+             f"{night['peak_rss_mb']} MB; steps by layer (s): {night['layers']}")
         idle = timed([crm, "nightly", "--day", LAST.isoformat()], env)
         _say(f"night with nothing new: {idle['wall_s']} s wall, {idle['cpu_s']} s CPU")
     finally:
