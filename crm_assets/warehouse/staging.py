@@ -333,7 +333,8 @@ def _replace(con: duckdb.DuckDBPyConnection, d: Definition, batch: int) -> int:
 
     Runs in the run's transaction: the rows the table held for them are found once, with their
     rowids, and deleted by those rowids; the rejects take their raw rows from ``_crm_rows``
-    (:func:`_judge`). So the table and raw are read once each, whatever the night brought."""
+    (:func:`_judge`). So this step reads the table once and raw not at all, whatever the night
+    brought (it read each of them once more before)."""
     kept = ", ".join(identifier(n) for n, _ in d.published_schema if n != "_batch")
     ranked = _ranked("_crm_judged")
     # Rows judged again exactly as before keep their batch: what reads the table has nothing new
