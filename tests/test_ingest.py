@@ -178,6 +178,33 @@ def test_same_bytes_under_another_name_load_once(tmp_path):
         assert con.execute("SELECT count(*) FROM raw.orders").fetchone()[0] == 1
 
 
+def test_a_copy_under_another_name_is_read_once_then_never(tmp_path):
+    """A file repeating bytes loaded under another name (a dated export and its "latest" copy)
+    is hashed once, recorded in meta.duplicate_files, and then skipped unread like a loaded file:
+    bytes changed behind its unchanged name, size and time are not read; another size is."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "orders.csv").write_text(HEADER + ROW, encoding="utf-8")
+    copy = folder / "orders_latest.csv"
+    shutil.copyfile(folder / "orders.csv", copy)
+    fixed = (1_700_000_000_000_000_000, 1_700_000_000_000_000_000)
+    os.utime(copy, ns=fixed)
+    with Warehouse(database=str(tmp_path / "w.duckdb")).connect() as con:
+        assert [r.rows for r in load_source(con, "orders", folder).results] == [1, 0]
+        assert con.execute(
+            "SELECT source_file, file_sha256 = (SELECT file_sha256 FROM meta.loaded_files), "
+            "file_size, file_mtime_ns FROM meta.duplicate_files").fetchall() == [
+            ("orders_latest.csv", True, copy.stat().st_size, fixed[1])]
+        copy.write_text(HEADER + ROW.replace("O1", "O9"), encoding="utf-8")  # same size
+        os.utime(copy, ns=fixed)
+        assert [r.skipped for r in load_source(con, "orders", folder).results] == [True, True]
+        assert con.execute("SELECT order_id FROM raw.orders").fetchall() == [("O1",)]
+        copy.write_text(HEADER + ROW.replace("O1", "O10"), encoding="utf-8")  # another size
+        assert [r.rows for r in load_source(con, "orders", folder).results] == [0, 1]
+        assert con.execute("SELECT count(*) FROM meta.loaded_files").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM meta.duplicate_files").fetchone()[0] == 0
+
+
 def test_a_file_copied_again_is_read_once_more_then_never(tmp_path):
     """The same bytes with a new modification time (copied back without it, synced again) are
     hashed once and skipped; the run after that skips the file without reading it: bytes changed

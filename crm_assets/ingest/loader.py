@@ -24,7 +24,7 @@ from crm_assets.ingest.reader import SourceReader
 from crm_assets.quoting import identifier
 from crm_assets.warehouse.connection import table_exists, transaction
 from crm_assets.warehouse.suppression import drop_suppressed
-from crm_assets.warehouse.tables import LOADED_FILES, REFUSED_FILES
+from crm_assets.warehouse.tables import DUPLICATE_FILES, LOADED_FILES, REFUSED_FILES
 
 REFUSED_FOLDER = "_refused"
 """Where a refused file is moved, beside it (``orders.csv`` -> ``_refused/orders.csv``, with
@@ -98,11 +98,20 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
         "SELECT count(*) FROM meta.loaded_files WHERE table_name = ? AND file_sha256 = ?",
         [source.name, sha]).fetchone()[0]
     if already:
-        # The same bytes under the same name with a new modification time (a copy or a sync that
-        # did not keep it): remember it, so the next run skips the file without reading it again.
-        con.execute(f"UPDATE {LOADED_FILES.name} SET file_size = ?, file_mtime_ns = ? "
-                    "WHERE table_name = ? AND file_sha256 = ? AND source_file = ?",
-                    [stat.st_size, stat.st_mtime_ns, source.name, sha, name])
+        # Bytes loaded before. Remember this name's size and modification time, so the next run
+        # skips the file without reading it again: under the name they were loaded as (copied
+        # back, or synced by a tool that does not keep times), in meta.loaded_files; under
+        # another name (a dated export and its "latest" copy), in meta.duplicate_files.
+        with transaction(con):
+            same_name = con.execute(
+                f"UPDATE {LOADED_FILES.name} SET file_size = ?, file_mtime_ns = ? "
+                "WHERE table_name = ? AND file_sha256 = ? AND source_file = ?",
+                [stat.st_size, stat.st_mtime_ns, source.name, sha, name]).fetchone()[0]
+            if not same_name:
+                con.execute(f"DELETE FROM {DUPLICATE_FILES.name} "
+                            "WHERE table_name = ? AND source_file = ?", [source.name, name])
+                con.execute(f"INSERT INTO {DUPLICATE_FILES.name} VALUES (?, ?, ?, ?, ?, now(), ?)",
+                            [source.name, name, sha, stat.st_size, stat.st_mtime_ns, run_id])
         return LoadResult(source.name, name, 0, skipped=True)
     loaded_at = loaded_at or datetime.now(UTC)
     con.execute(raw_ddl(source))
@@ -128,6 +137,8 @@ def load_source_file(con: duckdb.DuckDBPyConnection, source: SourceTable, path: 
                     f"INSERT INTO {LOADED_FILES.name} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [source.name, name, sha, read.rows, loaded_at, run_id, stat.st_size,
                      stat.st_mtime_ns, suppressed])
+                con.execute(f"DELETE FROM {DUPLICATE_FILES.name} "  # new bytes under its name
+                            "WHERE table_name = ? AND source_file = ?", [source.name, name])
         finally:
             con.unregister("_incoming")
     return LoadResult(source.name, name, read.rows, skipped=False,
@@ -166,9 +177,10 @@ def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
                 suppression_key: Path | None = None) -> SourceLoad:
     """Load every not-yet-loaded file of ``table``, each in its own transaction.
 
-    A file recorded under the same name with the same size and modification time is skipped
-    without being read (a night does not hash the input folder's history again); any other file
-    is hashed, and skipped if those bytes were loaded before.
+    A file recorded under the same name with the same size and modification time (loaded, or
+    found to repeat bytes loaded under another name) is skipped without being read (a night does
+    not hash the input folder's history again); any other file is hashed, and skipped if those
+    bytes were loaded before.
 
     A refused file does not stop the others: the good ones load, the refused ones are listed in
     :attr:`SourceLoad.refused_files`, and stay in place unless ``set_refused_aside``
@@ -190,7 +202,8 @@ def load_source(con: duckdb.DuckDBPyConnection, table: str, input_dir: Path,
     out = SourceLoad(table)
     seen = {(r[0], r[1], r[2]) for r in con.execute(
         f"SELECT source_file, file_size, file_mtime_ns FROM {LOADED_FILES.name} "
-        "WHERE table_name = ?", [table]).fetchall()}
+        f"WHERE table_name = $t UNION ALL SELECT source_file, file_size, file_mtime_ns "
+        f"FROM {DUPLICATE_FILES.name} WHERE table_name = $t", {"t": table}).fetchall()}
     for f in files:
         stat = f.path.stat()
         if (f.name, stat.st_size, stat.st_mtime_ns) in seen:  # loaded as is: not read again

@@ -80,6 +80,17 @@ LOADED_FILES = FrameworkTable(
     description="Every file loaded into raw, once by its sha256, in the transaction of its rows; "
                 "its size and modification time let a later run skip it without reading it.")
 
+DUPLICATE_FILES = FrameworkTable(
+    "meta.duplicate_files",
+    (_c("table_name", "VARCHAR", True), _c("source_file", "VARCHAR", True),
+     _c("file_sha256", "VARCHAR", True), _c("file_size", "BIGINT", True),
+     _c("file_mtime_ns", "BIGINT", True), _c("seen_at", TIMESTAMPTZ, True),
+     _c("run_id", "VARCHAR")),
+    primary_key=("table_name", "source_file"),
+    description="Files whose bytes were already loaded under another name (meta.loaded_files): "
+                "never loaded; their size and modification time let a later run skip them "
+                "without reading them again.")
+
 REFUSED_FILES = FrameworkTable(
     "meta.refused_files",
     (_c("table_name", "VARCHAR", True), _c("source_file", "VARCHAR", True),
@@ -311,10 +322,11 @@ select greatest(
 no id ever names two people."""
 
 FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
-    LOADED_FILES, REFUSED_FILES, DEFINITION_VERSIONS, SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS,
-    REJECTS, CUSTOMER_IDENTITY, CUSTOMER_MERGES, CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS,
-    BUILT_VERSIONS, IDENTITY_EVIDENCE, EMAIL_ADDRESSES, PHONE_NUMBERS, EVENT_DAYS, CHANGED_PARTS,
-    CLV_MODELS, ERASURES, SUPPRESSIONS, IDENTITY_SPLITS, CUSTOMER_UNMERGES, RFM_SEGMENT_MAP,
+    LOADED_FILES, DUPLICATE_FILES, REFUSED_FILES, DEFINITION_VERSIONS,
+    SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS, REJECTS, CUSTOMER_IDENTITY, CUSTOMER_MERGES,
+    CUSTOMER_ID_REDIRECTS, STAGED_FILES, WATERMARKS, BUILT_VERSIONS, IDENTITY_EVIDENCE,
+    EMAIL_ADDRESSES, PHONE_NUMBERS, EVENT_DAYS, CHANGED_PARTS, CLV_MODELS, ERASURES,
+    SUPPRESSIONS, IDENTITY_SPLITS, CUSTOMER_UNMERGES, RFM_SEGMENT_MAP,
 )
 
 MONTH_COLUMNS: tuple[str, ...] = ("event_date", "ordered_at", "occurred_at", "started_at")
