@@ -29,7 +29,6 @@ from crm_assets.catalog import Definition
 from crm_assets.catalog.lineage import passed_through
 from crm_assets.quoting import identifier, literal
 from crm_assets.warehouse.connection import (
-    rows_by_rowid,
     table_exists,
     transaction,
     use_functions_of,
@@ -98,14 +97,13 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
     with transaction(con):
         con.execute(f"DELETE FROM {d.table} WHERE occurred_at >= ? AND occurred_at < ?",
                     [start, end])
-        query, temps = _window_query(con, d, start, end, len(window), list(seen))
+        query, views = _window_query(con, d, start, end, len(window), list(seen))
         con.execute(
             f"""INSERT INTO {d.table} {select}
                 FROM (\n{query}\n) AS src
                 WHERE src.occurred_at >= ? AND src.occurred_at < ?
                 ORDER BY src.occurred_at, src.customer_id""", [start, end])
-        for temp in temps:
-            con.execute(f"DROP TABLE {temp}")
+        _drop(con, views, "_crm_window_people")
         found = _late_days(con, d, start, seen, merges, select) if late else (False, [])
         rows_by_day = _record_days(con, d, [*window, *found[1]], batch)
         for dep, last in seen.items():
@@ -126,7 +124,8 @@ _OCCURS_AT: dict[tuple[str, str], list[tuple[str, str]] | None] = {}
 
 def _window_query(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime, end: datetime,
                   days: int, person_tables: list[str]) -> tuple[str, list[str]]:
-    """The query to build the window ``[start, end)`` with, and the temporary tables it reads.
+    """The query to build the window ``[start, end)`` with, and the temporary views it reads
+    (over the temporary table ``_crm_window_people``, when it does).
 
     A query with a window function (a person's first purchase, the gap since their last) computes
     it over every row before the window's filter can apply: a night would pay for the whole
@@ -146,23 +145,33 @@ def _window_query(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime
         f"SELECT customer_id FROM {table} WHERE {identifier(column)} >= $start "
         f"AND {identifier(column)} < $end" for table, column in sources),
         {"start": start, "end": end})
-    query, temps = _people_only(con, d.body, person_tables, "_crm_window_people", "_crm_window")
-    return query, ["_crm_window_people", *temps]
+    return _people_only(con, d.body, person_tables, "_crm_window_people", "_crm_window")
 
 
 def _people_only(con: duckdb.DuckDBPyConnection, query: str, tables: list[str], people: str,
                  prefix: str) -> tuple[str, list[str]]:
     """``query`` reading, from each of ``tables``, only the rows of the people (``customer_id``)
-    in the table ``people``, copied to temporary tables named from ``prefix``; and their names."""
-    temps = []
+    in the table ``people``, through temporary views named from ``prefix``; and their names.
+
+    Views, not copies: DuckDB reads through a view only the columns and rows the query asks for
+    (a night's 24k people hold 1.2M of 15M order lines at 1M persons; copying their whole rows
+    took 0.55 s for ``croissant_purchase``, the query through the view 0.2 s).
+    """
+    views = []
     for i, table in enumerate(tables):
-        temp = f"{prefix}_{i}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS " + rows_by_rowid(
-            table, f"SELECT t.rowid FROM {table} t SEMI JOIN {people} p "
-                   "ON p.customer_id = t.customer_id"))
-        query = read_instead(con, query, table, temp)
-        temps.append(temp)
-    return query, temps
+        view = f"{prefix}_{i}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {table} "
+                    f"WHERE customer_id IN (SELECT customer_id FROM {people})")
+        query = read_instead(con, query, table, view)
+        views.append(view)
+    return query, views
+
+
+def _drop(con: duckdb.DuckDBPyConnection, views: list[str], people: str) -> None:
+    """Drop the views :func:`_people_only` made over ``people``, then that table."""
+    for view in views:
+        con.execute(f"DROP VIEW IF EXISTS {view}")
+    con.execute(f"DROP TABLE IF EXISTS {people}")
 
 
 def _occurs_at(con: duckdb.DuckDBPyConnection, d: Definition) -> list[tuple[str, str]] | None:
@@ -243,7 +252,7 @@ def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
                ) -> tuple[bool, list[date]]:
     """Rewrite the days before ``start`` whose occurrences changed; (compared whole, days)."""
     whole = set(seen) != set(d.deps)
-    query = d.body
+    query, views = d.body, []
     if whole:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_new AS {select} FROM (\n{query}\n) src "
                     "WHERE src.occurred_at < ?", [start])
@@ -255,7 +264,7 @@ def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
         parts += [f"SELECT {column} FROM {table} WHERE _batch > {watermark(con, d.table, table)}"
                   for table, column in MOVED_IDS.items()]
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_people AS {' UNION '.join(parts)}")
-        query, _ = _people_only(con, query, list(seen), "_crm_people", "_crm_dep")
+        query, views = _people_only(con, query, list(seen), "_crm_people", "_crm_dep")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_new AS {select} FROM (\n{query}\n) src "
                     "WHERE src.occurred_at < ?", [start])
         old = (f"SELECT * FROM {d.table} WHERE occurred_at < ? "
@@ -276,9 +285,9 @@ def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
                     f"event_date){scope}", [start, days])
         con.execute(f"INSERT INTO {d.table} SELECT * FROM _crm_new WHERE list_contains(?, "
                     "event_date) ORDER BY occurred_at, customer_id", [days])
-    for temp in ("_crm_new", "_crm_old", "_crm_people",
-                 *(f"_crm_dep_{i}" for i in range(len(seen)))):
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    _drop(con, views, "_crm_people")
+    for temp in ("_crm_new", "_crm_old"):
+        con.execute(f"DROP TABLE {temp}")
     return whole, days
 
 
