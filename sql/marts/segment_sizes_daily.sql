@@ -17,21 +17,44 @@ days as (
         cast(day.generate_series as date) as size_date
     from runs,
         generate_series(runs.first_day, runs.last_day, interval 1 day) as day
+),
+
+-- Each history row is a membership from valid_from (inclusive) to valid_to (exclusive, after
+-- valid_from), so the members on a day are the rows entered on or before it less those exited on
+-- or before it: running sums of the entries and exits per day, one pass over the history however
+-- many days it covers (matching every day against every row would cost days x rows).
+changes as (
+    select segment, size_date, sum(entered) as entered, sum(exited) as exited
+    from (
+        select segment, valid_from as size_date, count(*) as entered, 0 as exited
+        from history
+        group by segment, valid_from
+        union all
+        select segment, valid_to, 0, count(*)
+        from history
+        where valid_to is not null
+        group by segment, valid_to
+        union all
+        select segment, size_date, 0, 0
+        from days
+    ) as timeline
+    group by segment, size_date
+),
+
+sizes as (
+    select
+        segment,
+        size_date,
+        cast(sum(entered - exited) over (partition by segment order by size_date) as bigint)
+            as members,
+        cast(entered as bigint) as entered,
+        cast(exited as bigint) as exited
+    from changes
 )
 
-select
-    days.segment,
-    days.size_date,
-    count(history.customer_id) as members,
-    count(history.customer_id) filter (where history.valid_from = days.size_date) as entered,
-    (
-        select count(*) from history as h
-        where h.segment = days.segment and h.valid_to = days.size_date
-    ) as exited
-from days
-left join history
-    on history.segment = days.segment
-    and history.valid_from <= days.size_date
-    and (history.valid_to is null or history.valid_to > days.size_date)
-group by days.segment, days.size_date
-order by days.segment, days.size_date
+select sizes.segment, sizes.size_date, sizes.members, sizes.entered, sizes.exited
+from sizes
+semi join days
+    on days.segment = sizes.segment
+    and days.size_date = sizes.size_date
+order by sizes.segment, sizes.size_date
