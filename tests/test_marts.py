@@ -101,3 +101,36 @@ def test_segment_profiles_describe_the_current_members_of_each_segment(warehouse
         ("a", 4, 0.6667, 30.0, "Kazan", 45.0, 1.5, 0.5, 0.25),
         ("b", 3, 0.5, 37.5, "Omsk", 15.0, 1.5, 0.3333, 0.3333),
     ]
+
+
+def test_segment_sizes_daily_counts_members_entries_and_exits_of_every_day(warehouse):
+    """Every day from a segment's first to its last computed day, with the memberships that
+    began before the first (kept by a rebuild) and a person who left and came back."""
+    d1, d2, d3, d4, d5 = (date(2026, 6, day) for day in range(1, 6))
+    warehouse.executemany(
+        f"INSERT INTO {SEGMENT_MEMBERSHIP_HISTORY.name} VALUES (?, ?, ?, ?, 'v1')", [
+            ("a", 1, date(2026, 5, 25), None),             # before the first day, still in
+            ("a", 2, d1, d3), ("a", 2, d4, None),          # left on the 3rd, back on the 4th
+            ("a", 3, d2, d5),
+            ("a", 4, d5, None),
+            ("a", 5, date(2026, 5, 20), date(2026, 5, 28)),  # gone before the first day
+            ("b", 1, d3, None),
+            ("b", 2, d1, d4),                              # in b before b's first day
+            ("z", 1, d1, None),                            # no day computed: no row
+        ])
+    warehouse.executemany(  # a computed on the 1st and the 5th only: the days between count too
+        "INSERT INTO meta.segment_runs VALUES (?, ?, 'v1', 0, 0, 0, 'test', now())",
+        [("a", d1), ("a", d5), ("b", d3), ("b", d4)])
+    d = load_catalog(PROJECT / "sql", external_tables()).by_table()["marts.segment_sizes_daily"]
+    materialize_model(warehouse, d, run_id="test")
+    # a: 1st: 1, 2 (2 entered); 2nd: 1, 2, 3 (3 entered); 3rd: 1, 3 (2 left); 4th: 1, 2, 3
+    # (2 entered again); 5th: 1, 2, 4 (4 entered, 3 left). b: 3rd: 1, 2 (1 entered); 4th: 1
+    # (2 left).
+    assert warehouse.execute("SELECT * FROM marts.segment_sizes_daily").fetchall() == [
+        ("a", d1, 2, 1, 0), ("a", d2, 3, 1, 0), ("a", d3, 2, 0, 1), ("a", d4, 3, 1, 0),
+        ("a", d5, 3, 1, 1), ("b", d3, 2, 1, 0), ("b", d4, 1, 0, 1)]
+    assert warehouse.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'segment_sizes_daily' ORDER BY ordinal_position"
+                             ).fetchall() == [
+        ("segment", "VARCHAR"), ("size_date", "DATE"), ("members", "BIGINT"),
+        ("entered", "BIGINT"), ("exited", "BIGINT")]
