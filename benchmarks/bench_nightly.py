@@ -15,6 +15,14 @@ Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep] 
    night's time moves by ±10 % on this kind of machine, as much as a change being measured.
 5. ``crm nightly`` again with nothing new: the no-change night.
 
+With ``--history-days N`` the warehouse has lived N days before the night: after the full build,
+the segment membership history gets N earlier days of made-up entries and exits (0.5 % of each
+segment's members leaving every day, memberships of 1-90 days, with a run recorded for every
+day), and ``crm nightly`` for the full build's day takes them in (the events of those entries
+and exits, the sizes of those days: not timed) before the night's state is saved. A full build
+records one day of history, so without it the night cannot show a cost that grows with the
+history's length.
+
 Each command is its own process, timed for wall time, CPU (user + system, children included)
 and peak RSS, as an operator would see it. The per-step times of each run are read from the
 Dagster instance. Results go to ``benchmarks/results/nightly.json`` (``--out``: elsewhere, e.g.
@@ -39,6 +47,15 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from crm_assets.warehouse.state import (  # noqa: E402
+    FRAMEWORK_VERSION,
+    next_batch,
+    set_built_version,
+)
+from crm_assets.warehouse.tables import SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS  # noqa: E402
+
 LAST = date(2026, 6, 30)
 LATE = LAST - timedelta(days=61)
 TIMES = {"customers": "registered_at", "orders": "ordered_at", "interactions": "occurred_at",
@@ -95,6 +112,49 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def add_history(warehouse: Path, days: int, churn: float = 0.005) -> int:
+    """``days`` days of made-up segment history before the first one recorded (see the module
+    docstring); rows added. Four rounds of people over the days, so a person's memberships of
+    one segment never overlap."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        (first,) = con.execute(f"SELECT min(as_of_date) FROM {SEGMENT_RUNS.name}").fetchone()
+        rounds = 4
+        width = days // rounds
+        (before,) = con.execute(
+            f"SELECT count(*) FROM {SEGMENT_MEMBERSHIP_HISTORY.name}").fetchone()
+        con.execute(f"""
+            INSERT INTO {SEGMENT_MEMBERSHIP_HISTORY.name}
+            WITH sizes AS (SELECT segment, count(*) AS members
+                           FROM {SEGMENT_MEMBERSHIP_HISTORY.name} GROUP BY segment),
+                 made AS (SELECT segment, k FROM sizes,
+                          range(CAST(round(members * {churn}) * {days} AS BIGINT)) AS t(k)),
+                 placed AS (
+                    SELECT segment, k % 1000000 + 1 AS customer_id,
+                           DATE '{first}' - {days} + CAST((k // 1000000) * {width}
+                               + hash(segment, k) % ({width} - 91) AS INTEGER) AS valid_from,
+                           CAST(1 + hash(k, segment, 7) % 90 AS INTEGER) AS length
+                    FROM made)
+            SELECT segment, customer_id, valid_from, valid_from + length, 'made-up'
+            FROM placed""")
+        con.execute(f"""
+            INSERT INTO {SEGMENT_RUNS.name}
+            SELECT s.segment, DATE '{first}' - {days} + CAST(d AS INTEGER), 'made-up', 0, 0, 0,
+                   'made-up', now()
+            FROM (SELECT DISTINCT segment FROM {SEGMENT_RUNS.name}) AS s, range({days}) AS t(d)""")
+        # what reads them learns they changed as when a segment writes them
+        batch = next_batch(con)
+        set_built_version(con, SEGMENT_MEMBERSHIP_HISTORY.name, FRAMEWORK_VERSION, batch,
+                          ["segment", "customer_id"])
+        set_built_version(con, SEGMENT_RUNS.name, FRAMEWORK_VERSION, batch,
+                          ["segment", "as_of_date"])
+        (after,) = con.execute(
+            f"SELECT count(*) FROM {SEGMENT_MEMBERSHIP_HISTORY.name}").fetchone()
+        return int(after - before)
+    finally:
+        con.close()
+
+
 def timed(argv: list[str], env: dict[str, str]) -> dict:
     """Run ``argv`` (a ``crm`` command) as a process: its wall, CPU and peak RSS."""
     start = time.perf_counter()
@@ -142,10 +202,14 @@ def main() -> int:
                         help="where the results go (default: benchmarks/results/nightly.json)")
     parser.add_argument("--nights", type=int, default=3,
                         help="times the night is run from the full build's state (median taken)")
+    parser.add_argument("--history-days", type=int, default=0,
+                        help="days of made-up segment history before the night (see above)")
     parser.add_argument("--save-base", type=Path,
                         help="copy the working folder here after the full build (to replay the "
                              "night: its files are in night/)")
     args = parser.parse_args()
+    if args.history_days and args.history_days < 400:
+        parser.error("--history-days: at least 400 (four rounds of memberships of up to 90 days)")
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / "crm-bench-nightly"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -173,6 +237,14 @@ def main() -> int:
         full["layers"] = by_layer(full["steps"])
         _say(f"full build: {full['wall_s']} s wall, {full['cpu_s']} s CPU, "
              f"{full['peak_rss_mb']} MB")
+        history = None
+        if args.history_days:
+            rows = add_history(work / "warehouse" / "crm.duckdb", args.history_days)
+            settle = timed([crm, "nightly", "--day", (LAST - timedelta(days=1)).isoformat()],
+                           env)
+            history = {"days": args.history_days, "rows_added": rows, "taken_in": settle}
+            _say(f"{args.history_days} days of history ({rows:,} rows) taken in: "
+                 f"{settle['wall_s']} s")
         if args.save_base:
             shutil.rmtree(args.save_base, ignore_errors=True)
             shutil.copytree(work, args.save_base, ignore=shutil.ignore_patterns("generated"))
@@ -205,7 +277,7 @@ def main() -> int:
     share = sum(night_rows.values()) / max(1, sum(base_rows.values()))
     result = {
         "persons": args.customers, "night_rows": night_rows, "night_share_of_rows": share,
-        "full_build": full, "night": night, "night_with_nothing_new": idle,
+        "full_build": full, "history": history, "night": night, "night_with_nothing_new": idle,
         "night_over_full": {k: round(night[k] / full[k], 4)
                             for k in ("wall_s", "cpu_s", "peak_rss_mb")},
         "machine": {"cores": os.cpu_count(), "load_after": os.getloadavg()},
