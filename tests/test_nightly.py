@@ -18,7 +18,10 @@ The tiny fixture (see test_pipeline.py) is built as of 2025-03-12 with event day
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
+import subprocess
+import sys
 from datetime import date
 
 import dagster as dg
@@ -27,6 +30,7 @@ import pytest
 from conftest import FIXTURES, RUN_COLUMNS, Project, data_tables, make_project, rows_of
 
 from crm_assets.functions.allow_list import RUN_MACROS
+from crm_assets.serving.snapshot import VIEWS_FILE
 from crm_assets.warehouse.state import RUN_MACRO_VALUES
 
 NIGHTS = FIXTURES / "nightly"
@@ -124,6 +128,43 @@ def test_nights_give_exactly_what_a_full_refresh_gives(nights, tmp_path):
         return sorted(x.name for x in (p.settings.contacts_path / "exports").rglob("*.csv"))
 
     assert exported(project) == exported(again)
+
+
+FINGERPRINTS = """
+import json, sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+views = con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+                    "AND database_name = current_database()").fetchall()
+out = {}
+for schema, view in views:
+    columns = [r[0] for r in con.execute(f'DESCRIBE "{schema}"."{view}"').fetchall()]
+    row = ", ".join(f'"{c}"' for c in columns)
+    n, h = con.execute(f'SELECT count(*), sum(hash({row}))::VARCHAR FROM "{schema}"."{view}"'
+                       ).fetchone()
+    out[f"{schema}.{view}"] = [columns, n, h]
+print(json.dumps(out))
+"""
+
+
+def test_the_bi_snapshot_after_the_nights_serves_what_the_warehouse_holds(nights):
+    """Every served table, row for row (count and hash of its served columns), as the warehouse
+    holds it: the months a night rewrote and the files it kept (the event and fact months, the
+    open and closed parts of the membership history) add up to the tables."""
+    project, _ = nights
+    done = subprocess.run([sys.executable, "-c", FINGERPRINTS,
+                           str(project.settings.serving_path / VIEWS_FILE)],
+                          capture_output=True, text=True, check=True)
+    served = json.loads(done.stdout)
+    assert {"marts.segment_membership_history", "core.order_items", "events.first_purchase",
+            "events._all_events"} <= set(served)
+    assert project.scalar("SELECT count(*) FROM marts.segment_membership_history "
+                          "WHERE valid_to IS NOT NULL") > 0  # the nights closed memberships
+    for table, (columns, rows, hashed) in served.items():
+        if table == "events._all_events":  # a union of the event views, not a table
+            continue
+        row = ", ".join(f'"{c}"' for c in columns)
+        assert project.query(f"SELECT count(*), sum(hash({row}))::VARCHAR FROM {table}") == [
+            (rows, hashed)], table
 
 
 def built_batches(project: Project) -> dict[str, int]:
