@@ -25,7 +25,6 @@ days) costs a night more every night. Results go to ``benchmarks/results/history
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -36,6 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_nightly import save  # noqa: E402
 
 from crm_assets.project import load_project_catalog  # noqa: E402
 from crm_assets.settings import load_settings  # noqa: E402
@@ -122,13 +124,8 @@ def main() -> int:
               "segments": SEGMENTS, "members_per_segment": args.members, "churn": args.churn,
               "repeat": args.repeat, "scales": scales,
               "machine": {"cores": os.cpu_count(), "load_after": os.getloadavg()}}
-    out = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():  # the runs before stay, newest first
-        before = json.loads(out.read_text(encoding="utf-8"))
-        result["earlier_runs"] = [before, *before.pop("earlier_runs", [])]
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    _say(f"-> {out}")
+    save(args.out, result)
+    _say(f"-> {args.out}")
     return 0
 
 

@@ -170,6 +170,16 @@ def timed(argv: list[str], env: dict[str, str]) -> dict:
             "peak_rss_mb": round(usage.ru_maxrss / 1024)}
 
 
+def save(out: Path, result: dict) -> None:
+    """``result`` to the JSON file ``out``, the runs it held before kept under
+    ``earlier_runs``, newest first."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        before = json.loads(out.read_text(encoding="utf-8"))
+        result["earlier_runs"] = [before, *before.pop("earlier_runs", [])]
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
 def step_times(env: dict[str, str]) -> dict[str, float]:
     """Seconds of each step of the latest run on the instance under ``DAGSTER_HOME``."""
     code = ("import json, dagster as dg; i = dg.DagsterInstance.get(); r = i.get_runs(limit=1)[0];"
@@ -283,11 +293,7 @@ def main() -> int:
         "machine": {"cores": os.cpu_count(), "load_after": os.getloadavg()},
     }
     out = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():  # the runs before stay, newest first
-        before = json.loads(out.read_text(encoding="utf-8"))
-        result["earlier_runs"] = [before, *before.pop("earlier_runs", [])]
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save(out, result)
     ratio = result["night_over_full"]
     _say(f"nights (wall s): {[n['wall_s'] for n in night['runs']]}, median {night['wall_s']}")
     _say(f"night / full build: wall {ratio['wall_s']:.1%}, CPU {ratio['cpu_s']:.1%}, "
