@@ -110,8 +110,11 @@ def statement_problems(con: duckdb.DuckDBPyConnection, text: str, tree: dict
         return [(first_code_offset(text), f"syntax error: {str(err).splitlines()[0]}")]
     offsets, cursor = [], 0
     for statement in statements:
-        found = text.find(statement.query.strip(), cursor)
-        offsets.append(found if found >= 0 else first_code_offset(text))
+        query = statement.query.strip()
+        found = text.find(query, cursor)
+        # DuckDB 2.0.1 gives a statement with the comments before it: point at its code
+        offsets.append(found + first_code_offset(query) if found >= 0
+                       else first_code_offset(text))
         cursor = max(cursor, found + 1)
     for statement, offset in zip(statements, offsets, strict=True):
         if statement.type != duckdb.StatementType.SELECT:
