@@ -257,8 +257,8 @@ def _late_days(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
     them was two thirds of the step), and the days that differ are computed again.
     """
     whole = set(seen) != set(d.deps)
-    new = f"{select} FROM (\n{d.body}\n) src WHERE src.occurred_at < $start"
-    if whole:
+    if whole:  # the query is run again, for the differing days only, when there are any
+        new = f"{select} FROM (\n{d.body}\n) src WHERE src.occurred_at < $start"
         old, views, scope = f"SELECT * FROM {d.table} WHERE occurred_at < $start", [], ""
     else:
         parts = [f"SELECT customer_id FROM {dep} WHERE _batch > {watermark(con, d.table, dep)}"
