@@ -49,8 +49,10 @@ from crm_assets.quoting import identifier, literal
 from crm_assets.warehouse.tables import (
     BUILT_VERSIONS,
     CHANGED_PARTS,
+    CLOSED_BY_MONTH,
     EVENT_DAYS,
     FRAMEWORK_TABLES,
+    OPEN_PART,
     SEGMENT_MEMBERSHIP_HISTORY,
     month_column,
 )
@@ -373,7 +375,10 @@ class _Table:
 
     @property
     def part(self) -> str:
-        """The expression naming the file a row goes to: its month, or ``'all'``."""
+        """The expression naming the file a row goes to: its month, :data:`OPEN_PART` or the
+        month it closed (:data:`CLOSED_BY_MONTH`), or ``'all'``."""
+        if closing := CLOSED_BY_MONTH.get(self.key):
+            return f"coalesce(strftime({identifier(closing)}, '%Y-%m'), {literal(OPEN_PART)})"
         month = month_column([c for c, _ in self.columns])
         return f"strftime({identifier(month)}, '%Y-%m')" if month else "'all'"
 
@@ -383,7 +388,13 @@ class _Table:
 
     def month_range(self, month: str) -> str:
         """``month`` (``YYYY-MM``) as a range of the table's month column, in the column's type
-        (a ``TIMESTAMPTZ`` bound is read in the session's time zone, as ``strftime`` is)."""
+        (a ``TIMESTAMPTZ`` bound is read in the session's time zone, as ``strftime`` is); for a
+        table of :data:`CLOSED_BY_MONTH`, its closing column's (``NULL`` for the open part)."""
+        if closing := CLOSED_BY_MONTH.get(self.key):
+            if month == OPEN_PART:
+                return f"{identifier(closing)} IS NULL"
+            low, high = (_month_start(m, "DATE") for m in (month, _next_month(month)))
+            return f"{identifier(closing)} >= {low} AND {identifier(closing)} < {high}"
         column = identifier(month_column([c for c, _ in self.columns]))
         low, high = (_month_start(m, self.month_type) for m in (month, _next_month(month)))
         return f"{column} >= {low} AND {column} < {high}"
@@ -456,7 +467,8 @@ def _month_of(con: duckdb.DuckDBPyConnection, table: _Table,
     table keeps ``strftime``.
     """
     part = table.part
-    if part == "'all'" or table.month_type not in (*CALENDAR_TYPES, "TIMESTAMP WITH TIME ZONE"):
+    if (part == "'all'" or table.key in CLOSED_BY_MONTH
+            or table.month_type not in (*CALENDAR_TYPES, "TIMESTAMP WITH TIME ZONE")):
         return part
     column = identifier(month_column([c for c, _ in table.columns]))
     if months and None not in months:
@@ -523,6 +535,8 @@ def publish(con: duckdb.DuckDBPyConnection, serving_dir: Path, since: int | None
     for table in _served_tables(con, tier):
         before = previous_tables.get(table.key)
         months = None if since is None or before is None else _touched(con, table, since)
+        if months and any(p.parent.name == "all" for p in before):
+            months = None  # served whole until now (empty, or split since): every part again
         if months is not None and not months:  # not rebuilt since: the same files
             served.append((table, before))
             reused += len(before)

@@ -24,7 +24,12 @@ from crm_assets.warehouse.state import (
     record_version,
     set_built_version,
 )
-from crm_assets.warehouse.tables import SEGMENT_MEMBERSHIP_HISTORY, SEGMENT_RUNS
+from crm_assets.warehouse.tables import (
+    CHANGED_PARTS,
+    OPEN_PART,
+    SEGMENT_MEMBERSHIP_HISTORY,
+    SEGMENT_RUNS,
+)
 
 HISTORY = SEGMENT_MEMBERSHIP_HISTORY.name
 RUNS = SEGMENT_RUNS.name
@@ -61,6 +66,9 @@ def materialize_segment(con: duckdb.DuckDBPyConnection, d: Definition, as_of: da
     batch = next_batch(con)
     with transaction(con):
         stats = _segment_day(con, d, as_of, run_id)
+        # the history's rows it wrote: the open ones and those it closed, as of this month
+        con.execute(f"INSERT INTO {CHANGED_PARTS.name} VALUES (?, ?, ?), (?, ?, ?)",
+                    [HISTORY, OPEN_PART, batch, HISTORY, as_of.strftime("%Y-%m"), batch])
         _publish_members(con, d, as_of)
         record_version(con, d, run_id)
         _record_builds(con, [d], batch, {d.table: inputs})
@@ -157,6 +165,7 @@ def rebuild_segment_history(con: duckdb.DuckDBPyConnection, segments: list[Defin
                 if day == last:
                     record_version(con, d, run_id)
         _record_builds(con, [*models, *segments], batch)
+        con.execute(f"INSERT INTO {CHANGED_PARTS.name} VALUES (?, '*', ?)", [HISTORY, batch])
     con.execute("DROP TABLE _members")
     return stats
 

@@ -241,8 +241,9 @@ CHANGED_PARTS = FrameworkTable(
     (_c("table_name", "VARCHAR", True), _c("part", "VARCHAR", True),
      _c("batch", "BIGINT", True)),
     description="The months (of a table's date column, see month_column) a merge wrote or "
-                "deleted rows in, by batch; '*' when a build rewrote the whole table. The BI "
-                "snapshot rewrites just those months.")
+                "deleted rows in, by batch; '*' when a build rewrote the whole table; for the "
+                "segment membership history, 'open' and the month a segment closed rows in. The "
+                "BI snapshot rewrites just those parts.")
 
 CLV_MODELS = FrameworkTable(
     "meta.clv_models",
@@ -332,6 +333,16 @@ FRAMEWORK_TABLES: tuple[FrameworkTable, ...] = (
 MONTH_COLUMNS: tuple[str, ...] = ("event_date", "ordered_at", "occurred_at", "started_at")
 """A table holding one of these (the first found) is split by month of it where that pays: the BI
 snapshot writes one file per month, so a night rewrites the months it touched, not the table."""
+
+
+OPEN_PART = "open"
+CLOSED_BY_MONTH: dict[str, str] = {SEGMENT_MEMBERSHIP_HISTORY.name: "valid_to"}
+"""Tables that only grow at their open rows: split into those (the column ``NULL``: still
+current, :data:`OPEN_PART`) and the closed rows by month of the column, which a night never
+changes (history only moves forward). A night rewrites the open rows and the month it closed
+rows in, not a history of every day since the warehouse began (25M rows after two years at 1M
+persons). Their writers record those parts in ``meta.changed_parts`` (``'*'``: a rebuild).
+"""
 
 
 def month_column(columns: list[str]) -> str | None:
