@@ -15,6 +15,10 @@ Run: ``python benchmarks/bench_nightly.py [--customers N] [--work DIR] [--keep] 
    night's time moves by ±10 % on this kind of machine, as much as a change being measured.
 5. ``crm nightly`` again with nothing new: the no-change night.
 
+After the first night, each table computed whole (no ``_batch``: the as-of models, segments and
+marts) is compared with what it held before the night (:func:`changed_rows`): the share of its
+rows the night changed, which no incremental scheme can avoid writing (``night.changed_rows``).
+
 With ``--history-days N`` the warehouse has lived N days before the night: after the full build,
 the segment membership history gets N earlier days of made-up entries and exits (0.5 % of each
 segment's members leaving every day, memberships of 1-90 days, with a run recorded for every
@@ -155,6 +159,49 @@ def add_history(warehouse: Path, days: int, churn: float = 0.005) -> int:
         con.close()
 
 
+WHOLE_SCHEMAS = ("core", "segments", "marts")
+"""Where the tables computed whole live (those without ``_batch``, which are merged by key)."""
+RUN_COLUMNS = ("as_of_date", "definition_version")
+"""Columns saying when and by what version a row was computed: left out of the comparison."""
+
+
+def changed_rows(before: Path, after: Path) -> dict[str, dict]:
+    """For each table computed whole (no ``_batch`` column) in both warehouse files: its rows
+    after the night and how many of them differ from every row it held before (``EXCEPT ALL``,
+    the run columns left out), largest share first.
+
+    What a night cannot avoid rewriting: a table holding a day count as of the date (recency,
+    age) changes in nearly every row every day, whatever the night brought.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{before}' AS before (READ_ONLY)")
+        con.execute(f"ATTACH '{after}' AS after (READ_ONLY)")
+        columns: dict[str, list[str]] = {}
+        for db in ("before", "after"):
+            for table, column in con.execute(
+                    "SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns() "
+                    "WHERE database_name = ? AND list_contains(?, schema_name) "
+                    "AND NOT starts_with(table_name, '_') ORDER BY column_index",
+                    [db, list(WHOLE_SCHEMAS)]).fetchall():
+                columns.setdefault(f"{db}:{table}", []).append(column)
+        out = {}
+        for key, cols in columns.items():
+            db, table = key.split(":", 1)
+            if db != "after" or "_batch" in cols or cols != columns.get(f"before:{table}"):
+                continue
+            kept = ", ".join(f'"{c}"' for c in cols if c not in RUN_COLUMNS)
+            rows, changed = con.execute(
+                f"SELECT (SELECT count(*) FROM after.{table}), (SELECT count(*) FROM ("
+                f"SELECT {kept} FROM after.{table} EXCEPT ALL "
+                f"SELECT {kept} FROM before.{table}))").fetchone()
+            out[table] = {"rows": int(rows), "changed": int(changed),
+                          "share": round(changed / rows, 4) if rows else 0.0}
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1]["share"], kv[0])))
+    finally:
+        con.close()
+
+
 def timed(argv: list[str], env: dict[str, str]) -> dict:
     """Run ``argv`` (a ``crm`` command) as a process: its wall, CPU and peak RSS."""
     start = time.perf_counter()
@@ -272,11 +319,17 @@ def main() -> int:
             night = timed([crm, "nightly", "--day", LAST.isoformat()], env)
             night["steps"] = step_times(env)
             night["layers"] = by_layer(night["steps"])
+            if not i:
+                night["changed_rows"] = changed_rows(saved / "warehouse" / "crm.duckdb",
+                                                     work / "warehouse" / "crm.duckdb")
+                _say("rows of the tables computed whole that the night changed: " + ", ".join(
+                    f"{table} {c['share']:.0%}" for table, c in night["changed_rows"].items()))
             _say(f"night {i + 1}: {night['wall_s']} s wall, {night['cpu_s']} s CPU, "
                  f"{night['peak_rss_mb']} MB; steps by layer (s): {night['layers']}")
             nights.append(night)
         shutil.rmtree(saved)
         night = sorted(nights, key=lambda n: n["wall_s"])[len(nights) // 2]  # the median
+        night["changed_rows"] = nights[0]["changed_rows"]
         night["runs"] = [{k: n[k] for k in ("wall_s", "cpu_s", "peak_rss_mb")} for n in nights]
         night["median_of"] = len(nights)
         idle = timed([crm, "nightly", "--day", LAST.isoformat()], env)
