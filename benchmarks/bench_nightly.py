@@ -53,6 +53,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crm_assets.quoting import identifier, literal  # noqa: E402
 from crm_assets.warehouse.state import (  # noqa: E402
     FRAMEWORK_VERSION,
     next_batch,
@@ -175,8 +176,8 @@ def changed_rows(before: Path, after: Path) -> dict[str, dict]:
     """
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{before}' AS before (READ_ONLY)")
-        con.execute(f"ATTACH '{after}' AS after (READ_ONLY)")
+        con.execute(f"ATTACH {literal(str(before))} AS before (READ_ONLY)")
+        con.execute(f"ATTACH {literal(str(after))} AS after (READ_ONLY)")
         columns: dict[str, list[str]] = {}
         for db in ("before", "after"):
             for table, column in con.execute(
@@ -190,7 +191,7 @@ def changed_rows(before: Path, after: Path) -> dict[str, dict]:
             db, table = key.split(":", 1)
             if db != "after" or "_batch" in cols or cols != columns.get(f"before:{table}"):
                 continue
-            kept = ", ".join(f'"{c}"' for c in cols if c not in RUN_COLUMNS)
+            kept = ", ".join(identifier(c) for c in cols if c not in RUN_COLUMNS)
             rows, changed = con.execute(
                 f"SELECT (SELECT count(*) FROM after.{table}), (SELECT count(*) FROM ("
                 f"SELECT {kept} FROM after.{table} EXCEPT ALL "
