@@ -195,6 +195,45 @@ def test_a_publish_after_a_night_rewrites_the_open_memberships_and_the_month_it_
                            "WHERE valid_to = DATE '2026-03-02' AND customer_id = 3") == 1
 
 
+def test_a_history_served_whole_before_is_split_whole_on_the_next_night(
+        warehouse, tmp_path, monkeypatch):
+    """A warehouse whose snapshot serves the membership history as one file (published by a
+    release before the split) has every part of it written on the first night after the
+    upgrade, and its old file no longer served beside them: the night's own parts alone would
+    leave last night's rows next to today's."""
+    serving = tmp_path / "serving"
+    history = "marts.segment_membership_history"
+
+    def built(batch: int, parts: list[str]) -> None:
+        con.execute("INSERT OR REPLACE INTO meta.built_versions (table_name, definition_version, "
+                    "batch, built_at, grain) VALUES (?, 'framework', ?, now(), "
+                    "['segment', 'customer_id'])", [history, batch])
+        con.executemany("INSERT INTO meta.changed_parts VALUES (?, ?, ?)",
+                        [(history, part, batch) for part in parts])
+
+    with connect(warehouse) as con:
+        con.execute(f"""INSERT INTO {history} VALUES
+            ('a', 1, DATE '2026-01-05', DATE '2026-01-20', 'v1'),
+            ('a', 2, DATE '2026-01-05', NULL, 'v1'),
+            ('a', 3, DATE '2026-02-15', NULL, 'v1')""")
+        built(1, ["*"])
+        with monkeypatch.context() as before_the_split:
+            before_the_split.delitem(snapshot.CLOSED_BY_MONTH, history)
+            publish(con, serving)
+        tables = json.loads((serving / MANIFEST_FILE).read_text(encoding="utf-8"))["tables"]
+        assert [Path(p).parent.name for p in tables[history]] == ["all"]
+        # the first night after the upgrade, as of March 2: 3 leaves, 4 enters
+        con.execute(f"UPDATE {history} SET valid_to = DATE '2026-03-02' WHERE customer_id = 3")
+        con.execute(f"INSERT INTO {history} VALUES ('a', 4, DATE '2026-03-02', NULL, 'v1')")
+        built(2, ["open", "2026-03"])
+        night = publish(con, serving, since=1)
+    tables = json.loads((serving / MANIFEST_FILE).read_text(encoding="utf-8"))["tables"]
+    assert sorted(Path(p).parent.name for p in tables[history]) == ["2026-01", "2026-03", "open"]
+    assert night.files_written == 3
+    assert served(serving, f"SELECT count(*) FROM {history}") == 4
+    assert served(serving, f"SELECT count(*) FROM {history} WHERE valid_to IS NULL") == 2
+
+
 @pytest.mark.parametrize(("zone", "column_type", "searched"), [
     ("Europe/Moscow", "TIMESTAMPTZ", True),
     ("Europe/Berlin", "TIMESTAMPTZ", True),  # summer time: midnight is another UTC hour
