@@ -153,20 +153,25 @@ def test_a_publish_after_a_night_rewrites_the_months_the_night_touched(warehouse
     assert done.stdout.strip() == "3,1,2"  # January 3 (one late), February 1, March 2
 
 
+HISTORY = "marts.segment_membership_history"
+
+
+def history_built(con: duckdb.DuckDBPyConnection, batch: int, parts: list[str]) -> None:
+    """The build records of a segment run (batch) that wrote ``parts`` of the history."""
+    con.execute("INSERT OR REPLACE INTO meta.built_versions (table_name, definition_version, "
+                "batch, built_at, grain) VALUES (?, 'framework', ?, now(), "
+                "['segment', 'customer_id'])", [HISTORY, batch])
+    con.executemany("INSERT INTO meta.changed_parts VALUES (?, ?, ?)",
+                    [(HISTORY, part, batch) for part in parts])
+
+
 def test_a_publish_after_a_night_rewrites_the_open_memberships_and_the_month_it_closed(
         warehouse, tmp_path):
     """The membership history is served as its open rows and its closed rows by month of
     valid_to: a night that closed a membership in March and opened one has those two files
     written again, and the months of memberships closed before served from their files unread."""
     serving = tmp_path / "serving"
-    history = "marts.segment_membership_history"
-
-    def built(batch: int, parts: list[str]) -> None:
-        con.execute("INSERT OR REPLACE INTO meta.built_versions (table_name, definition_version, "
-                    "batch, built_at, grain) VALUES (?, 'framework', ?, now(), "
-                    "['segment', 'customer_id'])", [history, batch])
-        con.executemany("INSERT INTO meta.changed_parts VALUES (?, ?, ?)",
-                        [(history, part, batch) for part in parts])
+    history = HISTORY
 
     with connect(warehouse) as con:
         con.execute(f"""INSERT INTO {history} VALUES
@@ -174,12 +179,12 @@ def test_a_publish_after_a_night_rewrites_the_open_memberships_and_the_month_it_
             ('a', 2, DATE '2026-01-05', DATE '2026-02-10', 'v1'),
             ('a', 1, DATE '2026-02-01', NULL, 'v1'),
             ('a', 3, DATE '2026-02-15', NULL, 'v1')""")
-        built(1, ["*"])
+        history_built(con, 1, ["*"])
         first = publish(con, serving)
         # a night as of March 2: 3 leaves, 4 enters
         con.execute(f"UPDATE {history} SET valid_to = DATE '2026-03-02' WHERE customer_id = 3")
         con.execute(f"INSERT INTO {history} VALUES ('a', 4, DATE '2026-03-02', NULL, 'v1')")
-        built(2, ["open", "2026-03"])
+        history_built(con, 2, ["open", "2026-03"])
         night = publish(con, serving, since=1)
     tables = json.loads((serving / MANIFEST_FILE).read_text(encoding="utf-8"))["tables"]
     assert sorted(Path(p).parent.name for p in tables[history]) == [
@@ -202,21 +207,14 @@ def test_a_history_served_whole_before_is_split_whole_on_the_next_night(
     upgrade, and its old file no longer served beside them: the night's own parts alone would
     leave last night's rows next to today's."""
     serving = tmp_path / "serving"
-    history = "marts.segment_membership_history"
-
-    def built(batch: int, parts: list[str]) -> None:
-        con.execute("INSERT OR REPLACE INTO meta.built_versions (table_name, definition_version, "
-                    "batch, built_at, grain) VALUES (?, 'framework', ?, now(), "
-                    "['segment', 'customer_id'])", [history, batch])
-        con.executemany("INSERT INTO meta.changed_parts VALUES (?, ?, ?)",
-                        [(history, part, batch) for part in parts])
+    history = HISTORY
 
     with connect(warehouse) as con:
         con.execute(f"""INSERT INTO {history} VALUES
             ('a', 1, DATE '2026-01-05', DATE '2026-01-20', 'v1'),
             ('a', 2, DATE '2026-01-05', NULL, 'v1'),
             ('a', 3, DATE '2026-02-15', NULL, 'v1')""")
-        built(1, ["*"])
+        history_built(con, 1, ["*"])
         with monkeypatch.context() as before_the_split:
             before_the_split.delitem(snapshot.CLOSED_BY_MONTH, history)
             publish(con, serving)
@@ -225,7 +223,7 @@ def test_a_history_served_whole_before_is_split_whole_on_the_next_night(
         # the first night after the upgrade, as of March 2: 3 leaves, 4 enters
         con.execute(f"UPDATE {history} SET valid_to = DATE '2026-03-02' WHERE customer_id = 3")
         con.execute(f"INSERT INTO {history} VALUES ('a', 4, DATE '2026-03-02', NULL, 'v1')")
-        built(2, ["open", "2026-03"])
+        history_built(con, 2, ["open", "2026-03"])
         night = publish(con, serving, since=1)
     tables = json.loads((serving / MANIFEST_FILE).read_text(encoding="utf-8"))["tables"]
     assert sorted(Path(p).parent.name for p in tables[history]) == ["2026-01", "2026-03", "open"]
