@@ -177,6 +177,7 @@ def changed_rows(before: Path, after: Path) -> dict[str, dict]:
     """
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # a child's bar would land in the log
         con.execute(f"ATTACH {literal(str(before))} AS before (READ_ONLY)")
         con.execute(f"ATTACH {literal(str(after))} AS after (READ_ONLY)")
         columns: dict[str, list[str]] = {}
