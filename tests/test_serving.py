@@ -171,10 +171,9 @@ def test_a_publish_after_a_night_rewrites_the_open_memberships_and_the_month_it_
     valid_to: a night that closed a membership in March and opened one has those two files
     written again, and the months of memberships closed before served from their files unread."""
     serving = tmp_path / "serving"
-    history = HISTORY
 
     with connect(warehouse) as con:
-        con.execute(f"""INSERT INTO {history} VALUES
+        con.execute(f"""INSERT INTO {HISTORY} VALUES
             ('a', 1, DATE '2026-01-05', DATE '2026-01-20', 'v1'),
             ('a', 2, DATE '2026-01-05', DATE '2026-02-10', 'v1'),
             ('a', 1, DATE '2026-02-01', NULL, 'v1'),
@@ -182,21 +181,21 @@ def test_a_publish_after_a_night_rewrites_the_open_memberships_and_the_month_it_
         history_built(con, 1, ["*"])
         first = publish(con, serving)
         # a night as of March 2: 3 leaves, 4 enters
-        con.execute(f"UPDATE {history} SET valid_to = DATE '2026-03-02' WHERE customer_id = 3")
-        con.execute(f"INSERT INTO {history} VALUES ('a', 4, DATE '2026-03-02', NULL, 'v1')")
+        con.execute(f"UPDATE {HISTORY} SET valid_to = DATE '2026-03-02' WHERE customer_id = 3")
+        con.execute(f"INSERT INTO {HISTORY} VALUES ('a', 4, DATE '2026-03-02', NULL, 'v1')")
         history_built(con, 2, ["open", "2026-03"])
         night = publish(con, serving, since=1)
     tables = json.loads((serving / MANIFEST_FILE).read_text(encoding="utf-8"))["tables"]
-    assert sorted(Path(p).parent.name for p in tables[history]) == [
+    assert sorted(Path(p).parent.name for p in tables[HISTORY]) == [
         "2026-01", "2026-02", "2026-03", "open"]
     # the first publish: customers, croissant_buyers, the event's two months, the other
     # framework tables, and three parts of the history (January, February, open); the night:
     # open and March
     assert first.files_written == 4 + len(FRAMEWORK) - 1 + 3
     assert night.files_written == 2
-    assert served(serving, f"SELECT count(*) FROM {history}") == 5
-    assert served(serving, f"SELECT count(*) FROM {history} WHERE valid_to IS NULL") == 2
-    assert served(serving, f"SELECT count(*) FROM {history} "
+    assert served(serving, f"SELECT count(*) FROM {HISTORY}") == 5
+    assert served(serving, f"SELECT count(*) FROM {HISTORY} WHERE valid_to IS NULL") == 2
+    assert served(serving, f"SELECT count(*) FROM {HISTORY} "
                            "WHERE valid_to = DATE '2026-03-02' AND customer_id = 3") == 1
 
 
@@ -207,29 +206,28 @@ def test_a_history_served_whole_before_is_split_whole_on_the_next_night(
     upgrade, and its old file no longer served beside them: the night's own parts alone would
     leave last night's rows next to today's."""
     serving = tmp_path / "serving"
-    history = HISTORY
 
     with connect(warehouse) as con:
-        con.execute(f"""INSERT INTO {history} VALUES
+        con.execute(f"""INSERT INTO {HISTORY} VALUES
             ('a', 1, DATE '2026-01-05', DATE '2026-01-20', 'v1'),
             ('a', 2, DATE '2026-01-05', NULL, 'v1'),
             ('a', 3, DATE '2026-02-15', NULL, 'v1')""")
         history_built(con, 1, ["*"])
         with monkeypatch.context() as before_the_split:
-            before_the_split.delitem(snapshot.CLOSED_BY_MONTH, history)
+            before_the_split.delitem(snapshot.CLOSED_BY_MONTH, HISTORY)
             publish(con, serving)
         tables = json.loads((serving / MANIFEST_FILE).read_text(encoding="utf-8"))["tables"]
-        assert [Path(p).parent.name for p in tables[history]] == ["all"]
+        assert [Path(p).parent.name for p in tables[HISTORY]] == ["all"]
         # the first night after the upgrade, as of March 2: 3 leaves, 4 enters
-        con.execute(f"UPDATE {history} SET valid_to = DATE '2026-03-02' WHERE customer_id = 3")
-        con.execute(f"INSERT INTO {history} VALUES ('a', 4, DATE '2026-03-02', NULL, 'v1')")
+        con.execute(f"UPDATE {HISTORY} SET valid_to = DATE '2026-03-02' WHERE customer_id = 3")
+        con.execute(f"INSERT INTO {HISTORY} VALUES ('a', 4, DATE '2026-03-02', NULL, 'v1')")
         history_built(con, 2, ["open", "2026-03"])
         night = publish(con, serving, since=1)
     tables = json.loads((serving / MANIFEST_FILE).read_text(encoding="utf-8"))["tables"]
-    assert sorted(Path(p).parent.name for p in tables[history]) == ["2026-01", "2026-03", "open"]
+    assert sorted(Path(p).parent.name for p in tables[HISTORY]) == ["2026-01", "2026-03", "open"]
     assert night.files_written == 3
-    assert served(serving, f"SELECT count(*) FROM {history}") == 4
-    assert served(serving, f"SELECT count(*) FROM {history} WHERE valid_to IS NULL") == 2
+    assert served(serving, f"SELECT count(*) FROM {HISTORY}") == 4
+    assert served(serving, f"SELECT count(*) FROM {HISTORY} WHERE valid_to IS NULL") == 2
 
 
 @pytest.mark.parametrize(("zone", "column_type", "searched"), [

@@ -393,7 +393,8 @@ class _Table:
         if closing := CLOSED_BY_MONTH.get(self.key):
             if month == OPEN_PART:
                 return f"{identifier(closing)} IS NULL"
-            low, high = (_month_start(m, "DATE") for m in (month, _next_month(month)))
+            kind = dict(self.columns)[closing]
+            low, high = (_month_start(m, kind) for m in (month, _next_month(month)))
             return f"{identifier(closing)} >= {low} AND {identifier(closing)} < {high}"
         column = identifier(month_column([c for c, _ in self.columns]))
         low, high = (_month_start(m, self.month_type) for m in (month, _next_month(month)))
