@@ -130,6 +130,41 @@ def test_nights_give_exactly_what_a_full_refresh_gives(nights, tmp_path):
     assert exported(project) == exported(again)
 
 
+def test_a_late_row_older_than_every_built_day_builds_no_part_of_its_day(tmp_path):
+    """The events built from 2025-03-01 only: O9, the first night's late order of 2025-01-15,
+    falls on a day never built. The night leaves that day to a backfill rather than build the
+    part of it its people make (recorded as built, and its trigger file sent: the welcome
+    e-mail for a first purchase two months old). The built days it changes are rewritten:
+    person 2's first purchase is no longer O3, so the 10th loses it, as a full build gives."""
+    first = D("2025-03-01")
+    project = make_project(tmp_path / "nights", partition_start=first)
+    assert project.build(as_of=D("2025-03-12"), first_day=first, last_day=D("2025-03-12")).success
+    bring(project, "2025-03-13")
+    result = project.nightly(D("2025-03-13"))
+    assert result.success, result.error
+
+    events = [t for t in data_tables(project) if t.startswith("events.")]
+    assert "events.first_purchase" in events
+    for table in events:
+        assert project.scalar(f"SELECT count(*) FROM {table} WHERE event_date < ?", [first]) == 0
+    assert project.scalar("SELECT count(*) FROM meta.event_days WHERE event_date < ?",
+                          [first]) == 0
+    assert project.query("SELECT event_date, order_id, customer_id FROM events.first_purchase "
+                         "ORDER BY 1, 2") == [
+        (D("2025-03-10"), "O1", 1), (D("2025-03-11"), "O4", 3), (D("2025-03-12"), "O6", 6),
+        (D("2025-03-13"), "O8", 4)]
+    assert late_partitions(project, result.run_id, "events/first_purchase") == [
+        "2025-03-10", "2025-03-12"]
+    exports = project.settings.contacts_path / "exports"
+    assert min(p.stem for p in exports.rglob("*.csv")) == "2025-03-01"
+
+    whole = make_project(tmp_path / "whole", input_dir=project.input_dir, partition_start=first)
+    build = whole.build(as_of=D("2025-03-13"), first_day=first, last_day=D("2025-03-13"))
+    assert build.success, build.error
+    for table in [t for t in events if t not in HISTORY]:  # the nights ran two as-of days
+        assert rows_of(project, table) == rows_of(whole, table), table
+
+
 FINGERPRINTS = """
 import json, sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
