@@ -165,6 +165,43 @@ def test_a_late_row_older_than_every_built_day_builds_no_part_of_its_day(tmp_pat
         assert rows_of(project, table) == rows_of(whole, table), table
 
 
+def test_a_night_after_a_night_that_did_not_run_builds_that_day_too(tmp_path):
+    """The night of 2025-03-13 does not run; the files of both nights are there for the night of
+    the 14th, which builds the 13th too, whole (the people of the 14th's files alone would
+    leave out O8, the 13th's first purchase): every event as a full build gives it, the 13th
+    recorded as built and reported as a materialisation of its partition, its trigger file
+    written."""
+    first = D("2025-03-01")
+    project = make_project(tmp_path / "nights", partition_start=first)
+    assert project.build(as_of=D("2025-03-12"), first_day=first, last_day=D("2025-03-12")).success
+    bring(project, "2025-03-13")
+    bring(project, "2025-03-14")
+    result = project.nightly(D("2025-03-14"))
+    assert result.success, result.error
+
+    assert (D("2025-03-13"), "O8", 4) in project.query(
+        "SELECT event_date, order_id, customer_id FROM events.first_purchase")
+    assert project.scalar("SELECT count(*) FROM meta.event_days WHERE event_date = ? AND "
+                          "event = 'first_purchase'", [D("2025-03-13")]) == 1
+    records = project.instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    caught_up = {r.event_log_entry.dagster_event.partition for r in records
+                 if r.event_log_entry.dagster_event.asset_key.to_user_string()
+                 == "events/first_purchase" and r.event_log_entry.dagster_event
+                 .event_specific_data.materialization.metadata.get("caught_up") is not None}
+    assert caught_up == {"2025-03-13"}
+    exports = project.settings.contacts_path / "exports" / "first_purchase"
+    assert "4," in (exports / "2025-03-13.csv").read_text(encoding="utf-8")
+
+    whole = make_project(tmp_path / "whole", input_dir=project.input_dir, partition_start=first)
+    build = whole.build(as_of=D("2025-03-14"), first_day=first, last_day=D("2025-03-14"))
+    assert build.success, build.error
+    events = [t for t in data_tables(project) if t.startswith("events.") and t not in HISTORY]
+    assert "events.croissant_purchase" in events
+    for table in events:
+        assert rows_of(project, table) == rows_of(whole, table), table
+
+
 FINGERPRINTS = """
 import json, sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)

@@ -43,10 +43,12 @@ def definition_metadata(d: Definition) -> dict:
 
 
 def report_days(context: dg.AssetExecutionContext, rows_by_day: Mapping[date, int],
-                late_days: list[date], last_day_metadata: dict | None = None) -> None:
+                late_days: list[date], last_day_metadata: dict | None = None, *,
+                caught_up: list[date] = ()) -> None:
     """Each day of the run's range records its own row count; a day before the range rebuilt
-    because its rows changed (late data, a merge) is recorded as a materialisation of its own;
-    ``last_day_metadata`` (column lineage) goes on the range's last day only."""
+    because its rows changed (late data, a merge), or built because its night did not run
+    (``caught_up``), is recorded as a materialisation of its own; ``last_day_metadata`` (column
+    lineage) goes on the range's last day only."""
     keys = context.partition_keys
     for key in keys:
         context.add_asset_metadata(
@@ -60,6 +62,14 @@ def report_days(context: dg.AssetExecutionContext, rows_by_day: Mapping[date, in
             description="rebuilt: its rows changed since it was built (late data or a merge)",
             metadata={"dagster/row_count": int(rows_by_day.get(day, 0)),
                       "rebuilt_late": True}))
+    for day in caught_up:
+        context.log_event(dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=day.isoformat(),
+            description="built by a later night: the night of this day did not run",
+            metadata={"dagster/row_count": int(rows_by_day.get(day, 0)), "caught_up": True}))
+    if caught_up:
+        context.log.info(f"{len(caught_up)} day(s) whose night did not run built too: "
+                         f"{caught_up[0].isoformat()} to {caught_up[-1].isoformat()}")
     if late_days:
         context.log.info(f"{len(late_days)} earlier day(s) rebuilt: "
                          f"{', '.join(d.isoformat() for d in late_days[:20])}")

@@ -139,7 +139,8 @@ def _event_asset(a: _Asset, partitions_def: dg.PartitionsDefinition, common: dic
                 run = materialize_event_window(con, d, start, end, a.settings.business_timezone,
                                                context.run.run_id,
                                                full_refresh=is_full_refresh(context),
-                                               keep_unchanged=context.run.job_name == NIGHTLY)
+                                               keep_unchanged=context.run.job_name == NIGHTLY,
+                                               catch_up=context.run.job_name == NIGHTLY)
             except EventSchemaError as err:
                 raise dg.Failure(str(err)) from err
             days = ", ".join(f"DATE {literal(day.isoformat())}" for day in run.rows_by_day)
@@ -148,7 +149,8 @@ def _event_asset(a: _Asset, partitions_def: dg.PartitionsDefinition, common: dic
         if run.unchanged:
             context.log.info(f"nothing {d.table} reads changed since these days were built: "
                              "left as they are")
-        report_days(context, run.rows_by_day, run.late_days, a.lineage(context))
+        report_days(context, run.rows_by_day, run.late_days, a.lineage(context),
+                    caught_up=run.caught_up)
         return dg.MaterializeResult(check_results=checks or None)
 
     return _event

@@ -18,8 +18,8 @@ instead. ``meta.event_days`` records each day built, with its batch, for what re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -66,6 +66,9 @@ class EventRun:
     """The late days were found by computing every occurrence (no batches to go by)."""
     unchanged: bool = False
     """Nothing the event reads changed since its window was built: nothing was written."""
+    caught_up: list[date] = field(default_factory=list)
+    """Days between the last day built and the window, never built (a night that did not run),
+    built whole with the window's days."""
 
 
 def event_columns(d: Definition) -> list[tuple[str, str]]:
@@ -75,13 +78,15 @@ def event_columns(d: Definition) -> list[tuple[str, str]]:
 
 def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
                              end: datetime, business_timezone: str, run_id: str, *,
-                             full_refresh: bool = False, keep_unchanged: bool = False
-                             ) -> EventRun:
+                             full_refresh: bool = False, keep_unchanged: bool = False,
+                             catch_up: bool = False) -> EventRun:
     """Replace the occurrences in ``[start, end)`` (instants) by the query's, atomically, and
     rewrite the earlier days whose occurrences changed since the event last ran.
 
     With ``keep_unchanged`` (a night), a window already built from the very inputs there are now
     is left as it is; otherwise (a backfill, a partition launched by hand) it is computed again.
+    With ``catch_up`` (a night), the days between the last day built and the window, never built
+    (the nights that did not run), are built too, whole.
     """
     use_functions_of(con, d)
     existed = _ensure_table(con, d)
@@ -92,6 +97,10 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
     if (late and keep_unchanged
             and (built := _built_unchanged(con, d, window, seen, merges)) is not None):
         return EventRun(built, [], unchanged=True)
+    missed = _missed_days(con, d, window[0]) if late and catch_up else []
+    if missed:
+        start = datetime.combine(missed[0], time(), ZoneInfo(business_timezone)).astimezone(UTC)
+        window = [*missed, *window]
     batch = next_batch(con)
     select = _select(d, business_timezone)
     with transaction(con):
@@ -112,7 +121,16 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
             set_watermark(con, d.table, table, last)
         set_built_version(con, d.table, d.version, batch, ["occurred_at"])
         record_version(con, d, run_id)
-    return EventRun(rows_by_day, sorted(found[1]), found[0])
+    return EventRun(rows_by_day, sorted(found[1]), found[0], caught_up=missed)
+
+
+def _missed_days(con: duckdb.DuckDBPyConnection, d: Definition, first: date) -> list[date]:
+    """The days after the last day built before ``first`` and before it: never built."""
+    (last,) = con.execute(f"SELECT max(event_date) FROM {EVENT_DAYS.name} WHERE event = ? "
+                          "AND event_date < ?", [d.name, first]).fetchone()
+    if last is None:
+        return []
+    return [last + timedelta(days=i) for i in range(1, (first - last).days)]
 
 
 FEW_DAYS = 7
