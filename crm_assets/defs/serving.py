@@ -109,9 +109,12 @@ def _trigger_export(d: Definition, settings: Settings, partitions_def: dg.Partit
         window = [date.fromisoformat(key) for key in context.partition_keys]
         with warehouse.connect() as con:
             days, up_to = days_to_export(con, d.name, window)
+            earlier = [day for day in days if day not in window]
+            first_time = [day for day in earlier if not (folder / f"{day}.csv").exists()]
             written = write_trigger_exports(con, d.name, folder, days, up_to)
-        report_days(context, written, [day for day in days if day not in window],
-                    {"path": dg.MetadataValue.path(str(folder / f"{window[-1]}.csv"))})
+        report_days(context, written, [day for day in earlier if day not in first_time],
+                    {"path": dg.MetadataValue.path(str(folder / f"{window[-1]}.csv"))},
+                    caught_up=first_time)
         return dg.MaterializeResult()
 
     return _export
