@@ -69,20 +69,24 @@ def night_environment(folder: Path) -> dict[str, str]:
                        CRM_PARTITION_START=NIGHT_EVENTS_FROM.isoformat())
 
 
-def _rows_hash(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> str:
-    columns = [f'"{c}"' for (c,) in con.execute(
+def _rows_hash(con: duckdb.DuckDBPyConnection, schema: str, name: str, where=None) -> str:
+    """Count and hash of the rows (``where(columns)``: a filter on them, or ``None``)."""
+    names = [c for (c,) in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-        "ORDER BY column_index", [schema, name]).fetchall() if c not in WRITTEN_AT]
-    row = f"({', '.join(columns)})"
+        "ORDER BY column_index", [schema, name]).fetchall()]
+    row = f"({', '.join(f'{chr(34)}{c}{chr(34)}' for c in names if c not in WRITTEN_AT)})"
+    condition = where(f"{schema}.{name}", names) if where else None
     return str(con.execute(f'SELECT count(*), coalesce(sum(hash{row})::HUGEINT, 0) '
-                           f'FROM "{schema}"."{name}"').fetchone())
+                           f'FROM "{schema}"."{name}"'
+                           + (f" WHERE {condition}" if condition else "")).fetchone())
 
 
-def fingerprint(warehouse: Path) -> dict[str, str]:
-    """Each data table's rows (the run columns left out), as a hash computed by DuckDB."""
+def fingerprint(warehouse: Path, where=None) -> dict[str, str]:
+    """Each data table's rows (the run columns left out), as a hash computed by DuckDB; only
+    those ``where(table, columns)`` keeps, when given (a filter, or ``None`` for all)."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return {f"{s}.{t}": _rows_hash(con, s, t) for s, t in con.execute(
+        return {f"{s}.{t}": _rows_hash(con, s, t, where) for s, t in con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()
             if f"{s}.{t}" not in BOOKKEEPING}
     finally:
