@@ -19,6 +19,7 @@ warehouse built from nothing would number every later person one lower per merge
 compared, row for row (count and hash of the rows, the columns saying when or by which run a row
 was written left out), but the weekly customer-base model and what its scores decide
 (:data:`MODEL`).
+And after the nights, every view of the BI snapshot must serve what its warehouse table holds.
 Results go to ``benchmarks/results/nights_vs_build.json``; the exit status is 1 if any differs.
 """
 
@@ -66,6 +67,31 @@ def without_model(table: str, columns: list[str]) -> str | None:
     kept = [f"{c} NOT IN ({segments})" for c in ("segment", "segment_a", "segment_b")
             if c in columns]
     return " AND ".join(kept) or None
+
+
+def served_mismatches(warehouse: Path) -> list[str]:
+    """The BI snapshot's views whose rows are not their warehouse table's (its served columns):
+    the publish of each night wrote only the months and parts that night changed."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute(f"ATTACH '{warehouse.parent / 'serving' / 'crm.duckdb'}' AS served "
+                    "(READ_ONLY)")
+        views = con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE "
+                            "database_name = 'served' AND NOT internal AND NOT starts_with("
+                            "view_name, '_')").fetchall()
+        wrong = []
+        for schema, view in views:
+            columns = [r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = 'served' AND "
+                "schema_name = ? AND table_name = ?", [schema, view]).fetchall()]
+            row = ", ".join(f'"{c}"' for c in columns)
+            sums = [con.execute(f"SELECT count(*), sum(hash({row}))::HUGEINT FROM {db}"
+                                f'"{schema}"."{view}"').fetchone() for db in ("served.", "")]
+            if sums[0] != sums[1]:
+                wrong.append(f"{schema}.{view}")
+        return wrong
+    finally:
+        con.close()
 
 
 def split(generated: Path, base: Path, nights: Path, days: list[date]) -> dict[str, dict]:
@@ -175,6 +201,7 @@ def main() -> int:
     whole = fingerprint(whole_dir / "warehouse" / "crm.duckdb", without_model)
     compared = sorted((nights.keys() | whole.keys()) - MODEL)
     differing = [t for t in compared if nights.get(t) != whole.get(t)]
+    differing += [f"served {t}" for t in served_mismatches(nights_dir / "warehouse" / "crm.duckdb")]
     merges = duckdb.connect(str(nights_dir / "warehouse" / "crm.duckdb"), read_only=True)
     merged = merges.execute("SELECT count(*) FROM meta.customer_merges").fetchone()[0]
     merges.close()
