@@ -28,6 +28,7 @@ def test_status_names_runs_missing_days_refused_files_and_reject_rates(built, tm
     assert croissant["built"] == 13 and croissant["last_built"] == "2025-03-13"
     assert croissant["missing_days"] == [f"{date(2025, 3, 14)}..{yesterday}"]
     assert croissant["missing"] == (yesterday - date(2025, 3, 13)).days
+    assert croissant["next_night_builds"] == croissant["missing"]  # all after the last built
     (refused,) = status["refused_files"]
     assert refused["file"] == "orders_bad.csv" and "UTF-16 is not supported" in refused["reason"]
     # orders.csv: 7 rows, O6 (unknown customer C9) and O7 (negative amount) rejected
@@ -36,8 +37,30 @@ def test_status_names_runs_missing_days_refused_files_and_reject_rates(built, tm
     assert orders["reasons"] == {"negative total_amount": 1, "unknown customer": 1}
     assert any(line.startswith("refused file waiting: ") for line in status["attention"])
     assert f"events.croissant_purchase: {croissant['missing']} day(s) not built: " \
-           f"2025-03-14..{yesterday}" in status["attention"]
+           f"2025-03-14..{yesterday} (the next crm nightly builds the {croissant['missing']} " \
+           "after 2025-03-13)" in status["attention"]
 
     assert main(["status"]) == 1
     text = capsys.readouterr().out
     assert "needs attention" in text and "orders" in text and "2/7 = 28.6%" in text
+
+
+def test_status_says_which_missing_days_a_night_builds_and_which_a_backfill(built, tmp_path,
+                                                                            monkeypatch, capsys):
+    """Event days from 2025-02-20 now, built from 2025-03-01 to 2025-03-12: the nine days before
+    wait for a backfill (a night builds only the days after the last one built)."""
+    project = built.copy(tmp_path)
+    project.use_from_cli(monkeypatch)
+    monkeypatch.setenv("CRM_PARTITION_START", "2025-02-20")
+
+    assert main(["status", "--json"]) == 1
+    status = json.loads(capsys.readouterr().out)
+    yesterday = project.settings.yesterday()
+    croissant = next(e for e in status["event_days"] if e["event"] == "croissant_purchase")
+    assert croissant["missing_days"] == ["2025-02-20..2025-02-28", f"2025-03-13..{yesterday}"]
+    after = (yesterday - date(2025, 3, 12)).days
+    assert croissant["next_night_builds"] == after
+    assert (f"events.croissant_purchase: {after + 9} day(s) not built: 2025-02-20..2025-02-28, "
+            f"2025-03-13..{yesterday} (the next crm nightly builds the {after} after 2025-03-12; "
+            "crm build --first-day 2025-02-20 --last-day 2025-02-28 builds the other 9)"
+            ) in status["attention"]

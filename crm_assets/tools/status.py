@@ -117,13 +117,23 @@ def _warehouse(s: Status, con: duckdb.DuckDBPyConnection, defs: dg.Definitions,
         built = {d for (d,) in con.execute("SELECT event_date FROM meta.event_days "
                                            "WHERE event = ?", [event]).fetchall()}
         missing = [d for d in wanted if d not in built]
+        last = max(built) if built else None
+        # the days after the last one built are the next night's to catch up; earlier ones
+        # (before the first day built, or a gap) wait for a backfill
+        later = sum(1 for d in missing if last is not None and d > last)
         s.event_days.append({"event": event, "built": len(built),
-                             "last_built": max(built).isoformat() if built else None,
-                             "missing": len(missing), "missing_days": _ranges(missing)})
+                             "last_built": last.isoformat() if last else None,
+                             "missing": len(missing), "missing_days": _ranges(missing),
+                             "next_night_builds": later})
         if missing:
+            hints = ([f"the next crm nightly builds the {later} after {last}"] if later else [])
+            if earlier := [d for d in missing if last is None or d < last]:
+                hints.append(f"crm build --first-day {earlier[0]} --last-day {earlier[-1]} "
+                             f"builds the other {len(earlier)}")
             s.attention.append(f"events.{event}: {len(missing)} day(s) not built: "
                                + ", ".join(_ranges(missing)[:3])
-                               + (", ..." if len(_ranges(missing)) > 3 else ""))
+                               + (", ..." if len(_ranges(missing)) > 3 else "")
+                               + f" ({'; '.join(hints)})")
     for table in SOURCES:
         for r in refused_awaiting(con, table, None):
             s.refused_files.append({"table": table, "file": r.source_file, "reason": r.reason,
