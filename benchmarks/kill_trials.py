@@ -74,7 +74,8 @@ def _rows_hash(con: duckdb.DuckDBPyConnection, schema: str, name: str, where=Non
     names = [c for (c,) in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
         "ORDER BY column_index", [schema, name]).fetchall()]
-    row = f"({', '.join(f'{chr(34)}{c}{chr(34)}' for c in names if c not in WRITTEN_AT)})"
+    quoted = [f'"{c}"' for c in names if c not in WRITTEN_AT]
+    row = f"({', '.join(quoted)})"
     condition = where(f"{schema}.{name}", names) if where else None
     return str(con.execute(f'SELECT count(*), coalesce(sum(hash{row})::HUGEINT, 0) '
                            f'FROM "{schema}"."{name}"'
