@@ -47,7 +47,7 @@ BUILD = [CRM, "build", "--as-of", "2026-06-30", "--first-day", "2026-06-01",
          "--last-day", "2026-06-30"]
 WRITTEN_AT = {"_loaded_at", "loaded_at", "file_mtime_ns", "first_seen_at", "merged_at",
               "raw_row", "_batch", "rejected_at", "computed_at", "run_id", "staged_at",
-              "built_at", "batch", "first_materialized_at", "seen_at"}
+              "built_at", "batch", "first_materialized_at", "seen_at", "fit_seconds", "fitted_at"}
 BOOKKEEPING = {"meta.built_versions", "meta.watermarks", "meta.staged_files", "meta.event_days",
                "meta.changed_parts"}
 NIGHT_PERSONS = 2000
