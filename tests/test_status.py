@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import duckdb
+
 from crm_assets.cli.main import main
 
 ORDERS_HEADER = "order_id,customer_id,store_id,ordered_at,channel,status,total_amount\n"
@@ -64,3 +66,38 @@ def test_status_says_which_missing_days_a_night_builds_and_which_a_backfill(buil
             f"2025-03-13..{yesterday} (the next crm nightly builds the {after} after 2025-03-12; "
             "crm build --first-day 2025-02-20 --last-day 2025-02-28 builds the other 9)"
             ) in status["attention"]
+
+
+def test_a_day_before_the_first_partition_is_flagged_and_a_full_refresh_deletes_it(
+        built, tmp_path, monkeypatch, capsys):
+    """What a night of a release before 2026-12-08 could leave: part of a day before the first
+    partition (2025-03-01), here O1's croissant purchase copied onto 2025-01-15."""
+    project = built.copy(tmp_path)
+    con = duckdb.connect(str(project.settings.warehouse_path))
+    con.execute("INSERT INTO events.croissant_purchase SELECT * REPLACE (occurred_at - "
+                "INTERVAL 54 DAY AS occurred_at, DATE '2025-01-15' AS event_date) "
+                "FROM events.croissant_purchase WHERE order_id = 'O1'")
+    con.execute("INSERT INTO meta.event_days VALUES ('croissant_purchase', DATE '2025-01-15', 1, "
+                "1, now())")
+    con.close()
+    project.use_from_cli(monkeypatch)
+
+    def croissant() -> dict:
+        main(["status", "--json"])
+        status = json.loads(capsys.readouterr().out)
+        return next(e for e in status["event_days"] if e["event"] == "croissant_purchase"), \
+            status["attention"]
+
+    days, attention = croissant()
+    assert days["days_before_partition_start"] == 1
+    assert any(line.startswith("events.croissant_purchase: 1 day(s) before the first partition "
+                               "(2025-03-01) hold rows") for line in attention)
+
+    result = project.build(as_of=date(2025, 3, 12), first_day=date(2025, 3, 1),
+                           last_day=date(2025, 3, 12), full_refresh=True)
+    assert result.success, result.error
+    assert project.scalar("SELECT count(*) FROM events.croissant_purchase "
+                          "WHERE event_date < DATE '2025-03-01'") == 0
+    days, attention = croissant()
+    assert days["days_before_partition_start"] == 0
+    assert not any("before the first partition" in line for line in attention)

@@ -140,7 +140,8 @@ def _event_asset(a: _Asset, partitions_def: dg.PartitionsDefinition, common: dic
                                                context.run.run_id,
                                                full_refresh=is_full_refresh(context),
                                                keep_unchanged=context.run.job_name == NIGHTLY,
-                                               catch_up=context.run.job_name == NIGHTLY)
+                                               catch_up=context.run.job_name == NIGHTLY,
+                                               first_day=a.settings.partition_start)
             except EventSchemaError as err:
                 raise dg.Failure(str(err)) from err
             days = ", ".join(f"DATE {literal(day.isoformat())}" for day in run.rows_by_day)

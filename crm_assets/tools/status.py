@@ -121,10 +121,18 @@ def _warehouse(s: Status, con: duckdb.DuckDBPyConnection, defs: dg.Definitions,
         # the days after the last one built are the next night's to catch up; earlier ones
         # (before the first day built, or a gap) wait for a backfill
         later = sum(1 for d in missing if last is not None and d > last)
+        before = sorted(d for d in built if d < settings.partition_start)
         s.event_days.append({"event": event, "built": len(built),
                              "last_built": last.isoformat() if last else None,
                              "missing": len(missing), "missing_days": _ranges(missing),
-                             "next_night_builds": later})
+                             "next_night_builds": later,
+                             "days_before_partition_start": len(before)})
+        if before:
+            s.attention.append(
+                f"events.{event}: {len(before)} day(s) before the first partition "
+                f"({settings.partition_start}) hold rows, only of the people a night touched (a "
+                "release before 2026-12-08 built such parts of days): crm build --full-refresh "
+                "deletes them")
         if missing:
             hints = ([f"the next crm nightly builds the {later} after {last}"] if later else [])
             if earlier := [d for d in missing if last is None or d < last]:

@@ -79,14 +79,16 @@ def event_columns(d: Definition) -> list[tuple[str, str]]:
 def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, start: datetime,
                              end: datetime, business_timezone: str, run_id: str, *,
                              full_refresh: bool = False, keep_unchanged: bool = False,
-                             catch_up: bool = False) -> EventRun:
+                             catch_up: bool = False, first_day: date | None = None) -> EventRun:
     """Replace the occurrences in ``[start, end)`` (instants) by the query's, atomically, and
     rewrite the earlier days whose occurrences changed since the event last ran.
 
     With ``keep_unchanged`` (a night), a window already built from the very inputs there are now
     is left as it is; otherwise (a backfill, a partition launched by hand) it is computed again.
     With ``catch_up`` (a night), the days between the last day built and the window, never built
-    (the nights that did not run), are built too, whole.
+    (the nights that did not run), are built too, whole. With ``full_refresh``, rows of days
+    before ``first_day`` (the first partition) are deleted: no run builds such a day (a night of
+    a release before 2026-12-08 could leave part of one, see :func:`_late_days`).
     """
     use_functions_of(con, d)
     existed = _ensure_table(con, d)
@@ -106,6 +108,10 @@ def materialize_event_window(con: duckdb.DuckDBPyConnection, d: Definition, star
     with transaction(con):
         con.execute(f"DELETE FROM {d.table} WHERE occurred_at >= ? AND occurred_at < ?",
                     [start, end])
+        if full_refresh and first_day is not None:
+            con.execute(f"DELETE FROM {d.table} WHERE event_date < ?", [first_day])
+            con.execute(f"DELETE FROM {EVENT_DAYS.name} WHERE event = ? AND event_date < ?",
+                        [d.name, first_day])
         query, views = _window_query(con, d, start, end, len(window), list(seen))
         con.execute(
             f"""INSERT INTO {d.table} {select}
